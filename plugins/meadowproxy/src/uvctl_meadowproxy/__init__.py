@@ -1,0 +1,1 @@
+"""uvctl backend plugin: meadowproxy."""

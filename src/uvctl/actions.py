@@ -1,0 +1,82 @@
+"""The bridge actions (Ultravisor's ``QP_*`` / ``MS_*``) as uvctl passes them around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+QUEUE_WRITES = (
+    "QP_UpsertWorkItem",
+    "QP_UpdateWorkItem",
+    "QP_AppendEvent",
+    "QP_InsertAttempt",
+    "QP_UpdateAttemptOutcome",
+)
+QUEUE_READS = ("QP_GetWorkItemByHash", "QP_ListWorkItems", "QP_GetEvents")
+MANIFEST_WRITES = ("MS_UpsertManifest", "MS_RemoveManifest")
+MANIFEST_READS = ("MS_GetManifest", "MS_ListManifests")
+
+WRITE_ACTIONS = QUEUE_WRITES + MANIFEST_WRITES
+READ_ACTIONS = QUEUE_READS + MANIFEST_READS
+ALL_ACTIONS = WRITE_ACTIONS + READ_ACTIONS
+
+#: Actions whose replay may hit an existing row and still count as delivered.
+APPEND_ONLY = ("QP_AppendEvent", "QP_InsertAttempt")
+
+#: The two bridges; each has its own assignment and high-water mark.
+QUEUE = "Queue"
+MANIFEST = "Manifest"
+
+
+def bridge_of(action_name: str) -> str:
+    """``Queue`` for a ``QP_*`` action, ``Manifest`` for ``MS_*``."""
+    if action_name.startswith("QP_"):
+        return QUEUE
+    if action_name.startswith("MS_"):
+        return MANIFEST
+    raise ValueError(f"unknown action {action_name!r}")
+
+
+@dataclass
+class Action:
+    """One bridge action: its name, its Settings, and its journal sequence once journaled.
+
+    Settings follow Ultravisor's shapes (section 2 of the bridge reference), with every
+    record already projected to UV schema columns:
+
+    - ``QP_UpsertWorkItem`` ``{WorkItem}``; ``QP_UpdateWorkItem`` ``{WorkItemHash, Patch}``
+    - ``QP_AppendEvent`` ``{Event}``; ``QP_InsertAttempt`` ``{Attempt}``
+    - ``QP_UpdateAttemptOutcome`` ``{WorkItemHash, AttemptNumber, Patch}``
+    - ``QP_GetWorkItemByHash`` ``{WorkItemHash}``; ``QP_ListWorkItems`` ``{Filter}``;
+      ``QP_GetEvents`` ``{WorkItemHash, Limit}``
+    - ``MS_UpsertManifest`` ``{Manifest}``; ``MS_RemoveManifest`` / ``MS_GetManifest``
+      ``{RunHash}``; ``MS_ListManifests`` ``{Filter}``
+    """
+
+    name: str
+    settings: dict = field(default_factory=dict)
+    seq: int | None = None
+
+    @property
+    def bridge(self) -> str:
+        return bridge_of(self.name)
+
+    @property
+    def is_write(self) -> bool:
+        return self.name in WRITE_ACTIONS
+
+    def to_dict(self) -> dict:
+        """The JSONL / wire form: ``{"Action", "Settings"}`` plus ``Seq`` when journaled."""
+        out = {"Action": self.name, "Settings": self.settings}
+        if self.seq is not None:
+            out["Seq"] = self.seq
+        return out
+
+
+def envelope(success: bool = True, **fields) -> dict:
+    """An Ultravisor bridge result: ``{Available: True, Success, ...fields}``."""
+    return {"Available": True, "Success": success, **fields}
+
+
+def failure(reason: str, **fields) -> dict:
+    """A failed bridge result with its ``Reason``."""
+    return {"Available": True, "Success": False, "Reason": reason, **fields}

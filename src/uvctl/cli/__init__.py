@@ -1,0 +1,79 @@
+"""The ``uvctl`` command line: thin click commands over the services.
+
+Nothing here imports SQLAlchemy, sqlglot or httpx at module level; commands import the
+services they need inside their bodies, so ``uvctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UvctlError, mask_secrets
+
+
+class UvctlGroup(click.Group):
+    """A click group that turns errors into one masked line and an exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except UvctlError as exc:
+            if _debug(ctx):
+                raise
+            click.echo(f"uvctl: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("uvctl: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # the last line of defence: never a traceback without --debug
+            if _debug(ctx):
+                raise
+            message = mask_secrets(str(exc)) or type(exc).__name__
+            click.echo(
+                f"uvctl: error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def _debug(ctx) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug")) if root.params else False
+
+
+@click.group(cls=UvctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="uvctl", prog_name="uvctl")
+def cli(debug):
+    """uvctl: own the persistence layer of an Ultravisor deployment.
+
+    Make a database match Ultravisor's schema, keep every queue write and run manifest
+    in a local-first journal, and flush it to the assigned backend.
+
+    \b
+    State lives in the data dir ($UVCTL_DATA_DIR, else the platform's user data dir).
+    The default database is $UVCTL_DB_URL, else a SQLite file in the data dir.
+    """
+
+
+def _register_commands() -> None:
+    from . import coordinator, flush, journal, persistence, plugins, schema  # noqa: F401
+    from .. import host
+
+    for module in (schema, plugins, persistence, flush, journal, coordinator):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    host.load_plugins()
+    host.pm.hook.uvctl_register_commands(cli=cli)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="uvctl")

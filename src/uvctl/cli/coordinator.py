@@ -1,0 +1,3 @@
+"""`uvctl coordinator` commands (to be written)."""
+
+COMMANDS: list = []

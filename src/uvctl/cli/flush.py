@@ -1,0 +1,3 @@
+"""`uvctl flush` commands (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`uvctl journal` commands (to be written)."""
+
+COMMANDS: list = []

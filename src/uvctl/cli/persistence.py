@@ -1,0 +1,3 @@
+"""`uvctl persistence` commands (to be written)."""
+
+COMMANDS: list = []

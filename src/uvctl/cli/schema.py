@@ -1,0 +1,3 @@
+"""`uvctl schema` commands (to be written)."""
+
+COMMANDS: list = []

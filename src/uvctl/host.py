@@ -1,0 +1,216 @@
+"""The plugin host: one pluggy PluginManager("uvctl"), its loading, and backend calls.
+
+Built-in plugins are ordinary plugins registered by module name; third-party plugins
+come from the ``uvctl`` entry-point group, loaded one at a time so that one broken
+plugin is reported as a warning and never takes the command line down with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from . import hookspecs
+from .errors import UsageError
+
+ENTRY_POINT_GROUP = "uvctl"
+BUILTIN_PLUGINS = ("uvctl.plugins.sql", "uvctl.plugins.normalize")
+
+pm = pluggy.PluginManager("uvctl")
+pm.add_hookspecs(hookspecs)
+
+
+@dataclass
+class PluginRecord:
+    """What ``uvctl plugins`` shows about one plugin."""
+
+    name: str
+    version: str | None = None
+    builtin: bool = False
+    error: str | None = None
+    backends: list = field(default_factory=list)
+
+
+_loaded = False
+_records: dict[str, PluginRecord] = {}
+_backends: dict = {}
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get("UVCTL_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def load_plugins() -> None:
+    """Register the built-ins and every allowed entry-point plugin, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module_name in BUILTIN_PLUGINS:
+        module = importlib.import_module(module_name)
+        if not pm.is_registered(module):
+            pm.register(module, name=module_name)
+        _records[module_name] = PluginRecord(name=module_name, builtin=True, version=_own_version())
+    allowed = _allowed()
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and entry_point.name not in allowed:
+            continue
+        if pm.has_plugin(entry_point.name) or pm.is_blocked(entry_point.name):
+            continue
+        version = entry_point.dist.version if entry_point.dist else None
+        record = PluginRecord(name=entry_point.name, version=version)
+        _records[entry_point.name] = record
+        try:
+            plugin = entry_point.load()
+            pm.register(plugin, name=entry_point.name)
+            pm.check_pending()
+        except Exception as exc:  # a broken plugin must not break uvctl
+            if pm.has_plugin(entry_point.name):
+                pm.unregister(name=entry_point.name)
+            record.error = f"{type(exc).__name__}: {exc}"
+            print(
+                f"uvctl: warning: plugin {entry_point.name!r} failed to load ({record.error}); "
+                f"other commands still work. Set UVCTL_LOAD_PLUGINS to skip it.",
+                file=sys.stderr,
+            )
+    _collect_backends()
+
+
+def register_plugin(plugin, name: str) -> None:
+    """Register an in-process plugin (tests, embedding applications) and its backends."""
+    load_plugins()
+    pm.register(plugin, name=name)
+    _records[name] = PluginRecord(name=name)
+    _collect_backends()
+
+
+def unregister_plugin(name: str) -> None:
+    """Undo :func:`register_plugin`."""
+    pm.unregister(name=name)
+    _records.pop(name, None)
+    _collect_backends()
+
+
+def _own_version() -> str | None:
+    try:
+        return metadata.version("uvctl")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _collect_backends() -> None:
+    from .backend import BackendInfo
+
+    _backends.clear()
+    for record in _records.values():
+        record.backends = []
+    for plugin_name, plugin in pm.list_name_plugin():
+        impl = getattr(plugin, "uvctl_register_backends", None)
+        if impl is None:
+            continue
+
+        def register(info: BackendInfo, _plugin_name=plugin_name):
+            if not isinstance(info, BackendInfo):
+                raise TypeError("register() takes a uvctl.backend.BackendInfo")
+            info = BackendInfo(**{**info.__dict__, "plugin": _plugin_name})
+            _backends[info.name] = info
+            if _plugin_name in _records:
+                _records[_plugin_name].backends.append(info.name)
+
+        try:
+            impl(register=register)
+        except Exception as exc:
+            record = _records.setdefault(plugin_name, PluginRecord(name=plugin_name))
+            record.error = f"uvctl_register_backends failed: {type(exc).__name__}: {exc}"
+
+
+def plugin_records() -> list[PluginRecord]:
+    """Every plugin the host knows, loaded or failed, with its hooks and backends."""
+    load_plugins()
+    return list(_records.values())
+
+
+def hooks_of(name: str) -> list[str]:
+    """The hook names the plugin registered as ``name`` implements."""
+    plugin = pm.get_plugin(name)
+    if plugin is None:
+        return []
+    return sorted(caller.name for caller in (pm.get_hookcallers(plugin) or []))
+
+
+def backends() -> dict:
+    """``{name: BackendInfo}`` for every announced backend."""
+    load_plugins()
+    return dict(_backends)
+
+
+def backend_info(name: str):
+    """The :class:`BackendInfo` called ``name``, or a UsageError listing what exists."""
+    known = backends()
+    if name not in known:
+        names = ", ".join(sorted(known)) or "none"
+        raise UsageError(f"unknown backend {name!r}; installed backends: {names} (see 'uvctl plugins')")
+    return known[name]
+
+
+def open_backend(name: str, options: dict):
+    """A :class:`Backend` handle for the backend ``name`` configured with ``options``."""
+    from .backend import Backend
+    from .paths import ensure_data_dir
+
+    info = backend_info(name)
+    return Backend(name=name, options=dict(options), identity=info.identity_of(options), data_dir=str(ensure_data_dir()))
+
+
+def bootstrap(backend):
+    """Run the owning plugin's ``uvctl_bootstrap``; a BootstrapResult."""
+    from .backend import BootstrapResult
+
+    try:
+        result = pm.hook.uvctl_bootstrap(backend=backend)
+    except Exception as exc:
+        return BootstrapResult("error", reason=_reason(exc))
+    if result is None:
+        return BootstrapResult("error", reason=f"no plugin bootstraps backend {backend.name!r}")
+    return result
+
+
+def dispatch(backend, actions: list) -> list[dict]:
+    """Dispatch ``actions`` to ``backend`` and normalize each answer into an envelope.
+
+    Raises :class:`uvctl.errors.BackendUnavailable` when the backend cannot be reached.
+    """
+    if not actions:
+        return []
+    raw = pm.hook.uvctl_dispatch(backend=backend, actions=actions)
+    if raw is None:
+        raise UsageError(f"no plugin dispatches for backend {backend.name!r}; is its plugin installed?")
+    if len(raw) != len(actions):
+        raise RuntimeError(
+            f"backend {backend.name!r} returned {len(raw)} results for {len(actions)} actions"
+        )
+    return [pm.hook.uvctl_normalize(backend=backend, action=a, raw=r) for a, r in zip(actions, raw)]
+
+
+def lookup(backend, table: str, key: dict):
+    """The backend's row ID for a natural key, or None."""
+    return pm.hook.uvctl_lookup(backend=backend, table=table, key=key)
+
+
+def close(backend) -> None:
+    """Let plugins release what they hold in ``backend.state``."""
+    pm.hook.uvctl_close(backend=backend)
+
+
+def _reason(exc: Exception) -> str:
+    from .errors import mask_secrets
+
+    return mask_secrets(str(exc) or type(exc).__name__)

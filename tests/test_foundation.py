@@ -1,0 +1,64 @@
+"""The foundation: CLI entry, plugin host loading, state files, secret masking."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from uvctl.errors import mask_secrets, mask_url
+from uvctl.statefile import read_json, write_json
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys, uvctl.cli;"
+        "heavy=[m for m in ('sqlalchemy','sqlglot','httpx') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_plugins_json_lists_builtins_and_distributions(cli_runner):
+    result = cli_runner(["plugins", "--json"])
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert "sql" in [b["name"] for b in rows["uvctl.plugins.sql"]["backends"]]
+    assert "uvctl_dispatch" in rows["uvctl.plugins.sql"]["hooks"]
+    for name in ("meadowproxy", "memory", "legacy_beacons"):
+        assert rows[name]["error"] is None
+        assert rows[name]["version"]
+
+
+def test_load_plugins_empty_loads_no_entry_points(tmp_path):
+    env = {**os.environ, "UVCTL_LOAD_PLUGINS": "", "UVCTL_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    names = {row["name"] for row in json.loads(out.stdout)}
+    assert names == {"uvctl.plugins.sql", "uvctl.plugins.normalize"}
+
+
+def test_state_file_is_atomic_and_private(tmp_path):
+    path = tmp_path / "state.json"
+    write_json(path, {"Queue": None})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_json(path) == {"Queue": None}
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_corrupt_state_file_is_an_error_naming_it(tmp_path):
+    import pytest
+
+    from uvctl.errors import UvctlError
+
+    path = tmp_path / "state.json"
+    path.write_text("{\"Queue\": ")
+    with pytest.raises(UvctlError, match="state.json is corrupt"):
+        read_json(path)
+
+
+def test_secrets_are_masked():
+    assert mask_url("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
+    assert "s3cret" not in mask_secrets("failed: password=s3cret host=x")
+    assert "abc123" not in mask_secrets('{"token": "abc123"}')
