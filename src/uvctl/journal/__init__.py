@@ -1,0 +1,11 @@
+"""The local-first journal: every bridge write lands here first, in one ordered log.
+
+- :func:`normalize_action` validates a bridge action and projects it onto the UV columns;
+- :class:`Journal` is the SQLite store (ordered log + current state);
+- :mod:`uvctl.journal.importer` reads JSONL files and Ultravisor data directories.
+"""
+
+from .normalize import normalize_action
+from .store import Journal, Recorded
+
+__all__ = ["Journal", "Recorded", "normalize_action"]

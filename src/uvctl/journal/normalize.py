@@ -1,0 +1,193 @@
+"""Validate a bridge action and project its records onto the UV schema columns.
+
+Ultravisor sends objects where the schema has JSON text, and fields that are not columns
+(section 2.5 of the bridge reference). Here every record becomes a dict of UV columns:
+
+- objects and lists → compact JSON text; ``None`` → ``''`` / ``0`` / ``False`` by column type;
+- renamed fields: work item ``CreatedAt`` → ``EnqueuedAt`` (only when ``EnqueuedAt`` is empty);
+  attempt ``DispatchedAt`` → ``StartedAt`` (only when ``StartedAt`` is empty),
+  ``CompletedAt`` → ``EndedAt``, ``ErrorMessage`` → ``Error``;
+- every other non-column field (``RequireAffinityMatch``, ``StalledAt``, ``DurationMs``,
+  an event's ``RunID``, ...) is dropped and never fails the write; a manifest keeps them all
+  inside ``ManifestJSON`` (the whole manifest as sent, unless ``ManifestJSON`` is given);
+- events get ``EventGUID`` (uuid4) and ``EmittedAt`` (now, ISO-8601 UTC with ms) when missing.
+  Their per-work-item ``Seq`` needs the journal, so :meth:`Journal.record` fills it.
+
+Whole records (upserts, inserts) are completed with the descriptor's ``DefaultObject``:
+an upsert *replaces* the record. Patches stay sparse and never touch the natural key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from datetime import datetime, timezone
+
+from ..actions import ALL_ACTIONS, Action
+from ..errors import UsageError
+from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table
+from .filters import normalize_filter, normalize_limit
+
+#: Write actions carrying one whole record: action → (table, Settings key).
+RECORD_ACTIONS = {
+    "QP_UpsertWorkItem": (WORK_ITEM, "WorkItem"),
+    "QP_AppendEvent": (EVENT, "Event"),
+    "QP_InsertAttempt": (ATTEMPT, "Attempt"),
+    "MS_UpsertManifest": (MANIFEST, "Manifest"),
+}
+#: Write actions carrying a sparse ``Patch`` of the record named by a natural key.
+PATCH_ACTIONS = {
+    "QP_UpdateWorkItem": WORK_ITEM,
+    "QP_UpdateAttemptOutcome": ATTEMPT,
+}
+
+#: (field Ultravisor sends, UV column it means): applied when the column itself is empty.
+_ALIASES = {
+    WORK_ITEM: (("CreatedAt", "EnqueuedAt"),),
+    ATTEMPT: (("DispatchedAt", "StartedAt"), ("CompletedAt", "EndedAt"), ("ErrorMessage", "Error")),
+}
+
+
+def now_iso() -> str:
+    """The current UTC time as Ultravisor writes it: ``2026-11-26T22:01:23.365Z``."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def to_json_text(value) -> str:
+    """Compact JSON text, as ``JSON.stringify`` writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalize_action(name: str, settings) -> Action:
+    """Validate ``settings`` of the bridge action ``name`` and project its records to UV columns.
+
+    Raises :class:`UsageError` for an unknown action, settings that are not an object, or a
+    missing natural key (``WorkItemHash``, ``AttemptNumber``, ``Hash``, ``RunHash``).
+    """
+    if name not in ALL_ACTIONS:
+        raise UsageError(f"unknown bridge action {name!r}; known actions: {', '.join(ALL_ACTIONS)}")
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise UsageError(f"{name}: Settings must be a JSON object, got {type(settings).__name__}")
+    if name in RECORD_ACTIONS:
+        table_name, key = RECORD_ACTIONS[name]
+        record = _object(name, settings, key)
+        return Action(name, {key: project_record(name, table_name, record)})
+    if name in PATCH_ACTIONS:
+        table_name = PATCH_ACTIONS[name]
+        out = {col: _key(name, table_name, col, settings.get(col)) for col in table(table_name).key}
+        out["Patch"] = project_patch(name, table_name, _object(name, settings, "Patch"))
+        return Action(name, out)
+    if name in ("MS_RemoveManifest", "MS_GetManifest"):
+        return Action(name, {"RunHash": _key(name, MANIFEST, "RunHash", settings.get("RunHash"))})
+    if name == "QP_GetWorkItemByHash":
+        return Action(name, {"WorkItemHash": _key(name, WORK_ITEM, "WorkItemHash", settings.get("WorkItemHash"))})
+    if name == "QP_GetEvents":
+        hash_ = _key(name, WORK_ITEM, "WorkItemHash", settings.get("WorkItemHash"))
+        return Action(name, {"WorkItemHash": hash_, "Limit": normalize_limit(settings.get("Limit"), name)})
+    kind = WORK_ITEM if name == "QP_ListWorkItems" else MANIFEST
+    return Action(name, {"Filter": normalize_filter(kind, settings.get("Filter"), name)})
+
+
+def project_record(action: str, table_name: str, record: dict) -> dict:
+    """A whole record of ``table_name``: given columns coerced, the rest from DefaultObject."""
+    spec = table(table_name)
+    projected = _project(action, table_name, record)
+    if table_name == MANIFEST and "ManifestJSON" not in record:
+        projected["ManifestJSON"] = to_json_text(record)
+    if table_name == EVENT:
+        if not projected.get("EventGUID"):
+            projected["EventGUID"] = str(uuid.uuid4())
+        if record.get("EmittedAt") is None:
+            projected["EmittedAt"] = now_iso()
+        if not projected.get("Seq"):
+            projected.pop("Seq", None)  # the journal assigns the next one for the work item
+    required = ("WorkItemHash",) if table_name == EVENT else spec.key
+    for col in required:
+        projected[col] = _key(action, table_name, col, record.get(col))
+    full = {col: value for col, value in spec.defaults.items() if not (table_name == EVENT and col == "Seq")}
+    full.update(projected)
+    return full
+
+
+def project_patch(action: str, table_name: str, patch: dict) -> dict:
+    """A sparse patch of ``table_name``: only the given columns, coerced; keys cannot change."""
+    projected = _project(action, table_name, patch)
+    for col in table(table_name).key:
+        projected.pop(col, None)
+    return projected
+
+
+def _project(action: str, table_name: str, record: dict) -> dict:
+    spec = table(table_name)
+    record = dict(record)
+    for source, target in _ALIASES.get(table_name, ()):
+        if source in record:
+            value = record.pop(source)
+            if record.get(target) in (None, ""):
+                record[target] = value
+    return {col: coerce(action, spec, col, value) for col, value in record.items() if col in spec.types}
+
+
+def coerce(action: str, spec, col: str, value):
+    """``value`` as the column type of ``col`` wants it; a UsageError when it cannot be."""
+    col_type = spec.types[col]
+    if spec.is_boolean(col):
+        return _to_bool(action, col, value)
+    if col_type in ("Integer", "Float"):
+        return _to_number(action, col, value, int if col_type == "Integer" else float)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, bool)):
+        return to_json_text(value)
+    return str(value)
+
+
+def _to_bool(action, col, value) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("", "0", "1", "true", "false"):
+        return value.strip().lower() in ("1", "true")
+    raise UsageError(f"{action}: {col} must be true/false or 0/1, got {value!r}")
+
+
+def _to_number(action, col, value, kind):
+    if value is None or value == "":
+        return kind(0)
+    if isinstance(value, bool):
+        return kind(value)
+    try:
+        number = float(value) if isinstance(value, str) else value
+        if not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"{action}: {col} must be a number, got {value!r}") from None
+    return int(round(number)) if kind is int else float(number)
+
+
+def _key(action: str, table_name: str, col: str, value):
+    if col == "AttemptNumber":
+        if value is None or value == "" or isinstance(value, bool):
+            raise UsageError(f"{action}: AttemptNumber is required (an integer); add it to the Settings")
+        number = _to_number(action, col, value, int)
+        if number < 0:
+            raise UsageError(f"{action}: AttemptNumber must be >= 0, got {value!r}")
+        return number
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{action}: {col} is required (a non-empty string); add it to the Settings")
+    return value
+
+
+def _object(action: str, settings: dict, key: str) -> dict:
+    value = settings.get(key)
+    if not isinstance(value, dict):
+        got = "nothing" if value is None else type(value).__name__
+        raise UsageError(f"{action}: Settings.{key} must be a JSON object, got {got}")
+    return value

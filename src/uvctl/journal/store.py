@@ -1,0 +1,444 @@
+"""The journal: one SQLite file (WAL) with the ordered log and the current state.
+
+``log`` holds every journaled write action with ``seq INTEGER PRIMARY KEY AUTOINCREMENT``:
+a sequence, never a timestamp, never reused after a prune. Writers take the write lock
+first (``BEGIN IMMEDIATE``), so seq order is commit order even with several processes
+writing the same file, and a reader that has seen seq N has seen every seq below N.
+
+The current-state tables carry the UV table names and columns (``UVQueueWorkItem``,
+``UVQueueWorkItemEvent``, ``UVQueueWorkItemAttempt``, ``UVManifest``), so reads work with
+no backend at all. The log row and the state change of a write share one transaction.
+
+Durability: ``PRAGMA synchronous=FULL`` by default (each commit is fsynced: survives power
+loss). ``UVCTL_JOURNAL_SYNC=normal`` trades that for speed: commits then survive a crash
+or ``kill -9`` of the process, but the last ones may be lost if the machine loses power.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..actions import MANIFEST as MANIFEST_BRIDGE
+from ..actions import QUEUE as QUEUE_BRIDGE
+from ..actions import Action, bridge_of
+from ..errors import UsageError, UvctlError
+from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
+from .filters import normalize_filter, normalize_limit, to_sql
+from .normalize import now_iso
+
+FORMAT_VERSION = 1
+_SYNC_MODES = ("full", "normal")
+BRIDGES = (QUEUE_BRIDGE, MANIFEST_BRIDGE)
+
+_INDEXES = (
+    ("UX_WorkItem_Hash", WORK_ITEM, ("WorkItemHash",), True),
+    ("IX_WorkItem_Status", WORK_ITEM, ("Status",), False),
+    ("IX_WorkItem_RunID", WORK_ITEM, ("RunID",), False),
+    ("IX_WorkItem_Assigned", WORK_ITEM, ("AssignedBeaconID", "Status"), False),
+    ("IX_WorkItem_Enqueued", WORK_ITEM, ("EnqueuedAt",), False),
+    ("UX_Event_GUID", EVENT, ("EventGUID",), True),
+    ("IX_Event_HashSeq", EVENT, ("WorkItemHash", "Seq"), False),
+    ("UX_Attempt_HashNum", ATTEMPT, ("WorkItemHash", "AttemptNumber"), True),
+    ("UX_Manifest_Hash", MANIFEST, ("Hash",), True),
+    ("IX_Manifest_OpHash", MANIFEST, ("OperationHash",), False),
+)
+
+
+@dataclass
+class Recorded:
+    """What journaling one action did.
+
+    ``outcome`` is ``applied`` (logged, state changed), ``not-found`` (logged, but the
+    record it patches is not in the journal: the backend may still have it),
+    ``duplicate`` (an event or attempt already journaled: not logged again),
+    ``unchanged`` (the state already equals it: not logged) or ``already-absent``
+    (removing a manifest that is already removed: not logged).
+    """
+
+    action: Action
+    outcome: str
+
+    @property
+    def logged(self) -> bool:
+        return self.action.seq is not None
+
+
+def default_path() -> Path:
+    """``<data dir>/journal.sqlite``."""
+    from ..paths import JOURNAL_FILE, ensure_data_dir
+
+    return ensure_data_dir() / JOURNAL_FILE
+
+
+class Journal:
+    """The local-first store. Open with :meth:`Journal.open`; usable as a context manager."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, synchronous: str):
+        self.path = path
+        self.synchronous = synchronous
+        self._conn = conn
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path=None, synchronous: str | None = None) -> "Journal":
+        """Open (creating when missing) the journal at ``path`` (default: the data dir's)."""
+        path = Path(path) if path is not None else default_path()
+        mode = (synchronous or os.environ.get("UVCTL_JOURNAL_SYNC") or "full").lower()
+        if mode not in _SYNC_MODES:
+            raise UsageError(f"UVCTL_JOURNAL_SYNC must be 'full' or 'normal', got {mode!r}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise UvctlError(f"cannot open the journal {path}: {exc}") from exc
+        journal = cls(path, conn, mode)
+        try:
+            journal._setup()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise UvctlError(
+                f"the journal {path} is not usable ({exc}); move it away to start a new one "
+                f"(its unflushed records are then lost)"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return journal
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 60000")
+        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise sqlite3.DatabaseError("it cannot switch to WAL mode")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        with self._transaction():
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, bridge TEXT NOT NULL, "
+                "action TEXT NOT NULL, settings TEXT NOT NULL, recorded_at TEXT NOT NULL)"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS IX_log_bridge_seq ON log (bridge, seq)")
+            for spec in tables().values():
+                cols = ", ".join(f'"{c}" {_sql_type(spec.types[c])}' for c in spec.columns)
+                conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({cols})')
+            for name, tbl, cols, unique in _INDEXES:
+                quoted = ", ".join(f'"{c}"' for c in cols)
+                conn.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{name}" ON "{tbl}" ({quoted})')
+            found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if found is None:
+                conn.execute("INSERT INTO meta VALUES ('format', ?), ('created_at', ?)", (str(FORMAT_VERSION), now_iso()))
+            elif int(found[0]) > FORMAT_VERSION:
+                raise UvctlError(
+                    f"the journal {self.path} has format {found[0]}, newer than this uvctl understands "
+                    f"({FORMAT_VERSION}); upgrade uvctl"
+                )
+        self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _transaction(self):
+        return _Transaction(self)
+
+    # ------------------------------------------------------------------ writes
+    def record(self, action: Action) -> Action:
+        """Journal one write action: log row (next seq) and state change in one transaction.
+
+        Returns the action as journaled (with ``seq``; an event with its ``Seq`` filled).
+        ``seq`` is None when nothing needed logging (see :class:`Recorded`).
+        """
+        return self.apply([action])[0].action
+
+    def record_many(self, actions) -> list[Action]:
+        """Journal ``actions`` in order, all in one transaction (all or nothing)."""
+        return [r.action for r in self.apply(actions)]
+
+    def apply(self, actions, reimport: bool = False) -> list[Recorded]:
+        """Journal ``actions`` in one transaction and say what each one did.
+
+        With ``reimport``, an attempt that is already journaled but differs becomes a
+        ``QP_UpdateAttemptOutcome`` of the differing columns (a source re-read later).
+        """
+        actions = list(actions)
+        for action in actions:
+            if not action.is_write:
+                raise UsageError(f"{action.name} is a read; only write actions can be journaled")
+        with self._transaction():
+            stamp = now_iso()
+            return [self._apply_one(action, stamp, reimport) for action in actions]
+
+    def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
+        name, s = action.name, action.settings
+        if name in ("QP_UpsertWorkItem", "MS_UpsertManifest"):
+            tbl, key = (WORK_ITEM, "WorkItem") if name == "QP_UpsertWorkItem" else (MANIFEST, "Manifest")
+            existing = self._fetch_by_key(tbl, s[key])
+            if existing is not None and _covers(existing, s[key]):
+                return Recorded(action, "unchanged")
+            logged = self._log(action, stamp)
+            self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
+            return Recorded(logged, "applied")
+        if name == "QP_AppendEvent":
+            event = dict(s["Event"])
+            if self._conn.execute(
+                'SELECT 1 FROM "UVQueueWorkItemEvent" WHERE "EventGUID" = ?', (event["EventGUID"],)
+            ).fetchone():
+                return Recorded(action, "duplicate")
+            if not event.get("Seq"):
+                row = self._conn.execute(
+                    'SELECT MAX("Seq") FROM "UVQueueWorkItemEvent" WHERE "WorkItemHash" = ?', (event["WorkItemHash"],)
+                ).fetchone()
+                event["Seq"] = (row[0] or 0) + 1
+            logged = self._log(Action(name, {**s, "Event": event}), stamp)
+            self._conn.execute(self._upsert_sql[EVENT], [event[c] for c in table(EVENT).columns])
+            return Recorded(logged, "applied")
+        if name == "QP_InsertAttempt":
+            attempt = s["Attempt"]
+            existing = self._fetch_by_key(ATTEMPT, attempt)
+            if existing is None:
+                logged = self._log(action, stamp)
+                self._conn.execute(self._upsert_sql[ATTEMPT], [attempt[c] for c in table(ATTEMPT).columns])
+                return Recorded(logged, "applied")
+            diff = {c: v for c, v in attempt.items() if c not in table(ATTEMPT).key and existing.get(c) != v}
+            if not reimport or not diff:
+                return Recorded(action, "duplicate" if diff else "unchanged")
+            key = {c: attempt[c] for c in table(ATTEMPT).key}
+            action = Action("QP_UpdateAttemptOutcome", {**key, "Patch": diff})
+            name, s = action.name, action.settings
+        if name in ("QP_UpdateWorkItem", "QP_UpdateAttemptOutcome"):
+            tbl = WORK_ITEM if name == "QP_UpdateWorkItem" else ATTEMPT
+            key = {c: s[c] for c in table(tbl).key}
+            existing = self._fetch_by_key(tbl, key)
+            if existing is not None and _covers(existing, s["Patch"]):
+                return Recorded(action, "unchanged")
+            logged = self._log(action, stamp)
+            if existing is None:
+                return Recorded(logged, "not-found")
+            self._update(tbl, key, s["Patch"])
+            return Recorded(logged, "applied")
+        if name == "MS_RemoveManifest":
+            key = {"Hash": s["RunHash"]}
+            existing = self._fetch_by_key(MANIFEST, key)
+            if existing is not None and existing["Deleted"]:
+                return Recorded(action, "already-absent")
+            logged = self._log(action, stamp)
+            if existing is None:
+                return Recorded(logged, "not-found")
+            self._update(MANIFEST, key, {"Deleted": True})
+            return Recorded(logged, "applied")
+        raise UsageError(f"{name} is not a journaled write action")
+
+    def _log(self, action: Action, stamp: str) -> Action:
+        cur = self._conn.execute(
+            "INSERT INTO log (bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?)",
+            (bridge_of(action.name), action.name, json.dumps(action.settings, separators=(",", ":")), stamp),
+        )
+        return Action(action.name, action.settings, cur.lastrowid)
+
+    def _update(self, tbl: str, key: dict, patch: dict) -> None:
+        if not patch:
+            return
+        sets = ", ".join(f'"{c}" = ?' for c in patch)
+        where = " AND ".join(f'"{c}" = ?' for c in key)
+        self._conn.execute(f'UPDATE "{tbl}" SET {sets} WHERE {where}', [*patch.values(), *key.values()])
+
+    def _fetch_by_key(self, tbl: str, record: dict) -> dict | None:
+        key = table(tbl).key
+        where = " AND ".join(f'"{c}" = ?' for c in key)
+        rows = self._select(f'SELECT * FROM "{tbl}" WHERE {where}', [record[c] for c in key], tbl)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ the log
+    def read(self, bridge: str, after_seq: int = 0, limit: int = 500) -> list[Action]:
+        """Journaled write actions of ``bridge`` with ``seq > after_seq``, in seq order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, action, settings FROM log WHERE bridge = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (bridge, int(after_seq), int(limit)),
+            ).fetchall()
+        return [Action(name, json.loads(settings), seq) for seq, name, settings in rows]
+
+    def last_seq(self, bridge: str | None = None) -> int:
+        """The highest seq ever journaled (for ``bridge``, or overall); pruning never lowers it."""
+        with self._lock:
+            if bridge is None:
+                row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+                return int(row[0]) if row else 0
+            row = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ?", (bridge,)).fetchone()
+            pruned = self._conn.execute("SELECT value FROM meta WHERE key = ?", (f"pruned_upto:{bridge}",)).fetchone()
+        return max(int(row[0] or 0), int(pruned[0]) if pruned else 0)
+
+    def count_after(self, bridge: str, seq: int) -> int:
+        """How many log rows of ``bridge`` have a seq above ``seq`` (the pending ones)."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT COUNT(*) FROM log WHERE bridge = ? AND seq > ?", (bridge, int(seq))
+            ).fetchone()[0]
+
+    def prune(self, bridge: str, upto_seq: int) -> int:
+        """Delete the log rows of ``bridge`` with ``seq <= upto_seq``; the state stays."""
+        if bridge not in BRIDGES:
+            raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
+        with self._transaction():
+            before = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).fetchone()[0]
+            deleted = self._conn.execute("DELETE FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).rowcount
+            if before is not None:
+                self._conn.execute(
+                    "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                    "MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    (f"pruned_upto:{bridge}", str(before)),
+                )
+        return deleted
+
+    # ------------------------------------------------------------------ state reads
+    def get_work_item(self, work_item_hash: str) -> dict | None:
+        """The current work item ``work_item_hash`` (UV columns), or None."""
+        return self._fetch_by_key(WORK_ITEM, {"WorkItemHash": work_item_hash})
+
+    def list_work_items(self, flt=None) -> list[dict]:
+        """Work items matching the filter (see :mod:`uvctl.journal.filters`)."""
+        return self._list(WORK_ITEM, flt)
+
+    def get_events(self, work_item_hash: str, limit=None) -> list[dict]:
+        """Events of a work item in ``Seq`` order; ``limit`` defaults to 500 (max 5000)."""
+        return self._select(
+            'SELECT * FROM "UVQueueWorkItemEvent" WHERE "WorkItemHash" = ? AND "Deleted" = 0 '
+            'ORDER BY "Seq", rowid LIMIT ?',
+            [work_item_hash, normalize_limit(limit)],
+            EVENT,
+        )
+
+    def get_attempts(self, work_item_hash: str) -> list[dict]:
+        """Attempts of a work item by ``AttemptNumber``."""
+        return self._select(
+            'SELECT * FROM "UVQueueWorkItemAttempt" WHERE "WorkItemHash" = ? ORDER BY "AttemptNumber"',
+            [work_item_hash],
+            ATTEMPT,
+        )
+
+    def get_manifest(self, run_hash: str) -> dict | None:
+        """The manifest row ``run_hash`` (``ManifestJSON`` as text), removed ones included."""
+        return self._fetch_by_key(MANIFEST, {"Hash": run_hash})
+
+    def list_manifests(self, flt=None) -> list[dict]:
+        """Manifest rows (not removed) matching the filter."""
+        return self._list(MANIFEST, flt)
+
+    def all_rows(self, tbl: str) -> list[dict]:
+        """Every row of the state table ``tbl`` in natural-key order (for comparisons)."""
+        order = ", ".join(f'"{c}"' for c in table(tbl).key)
+        return self._select(f'SELECT * FROM "{table(tbl).name}" ORDER BY {order}', [], tbl)
+
+    def _list(self, tbl: str, flt) -> list[dict]:
+        where, params, order, limit = to_sql(tbl, normalize_filter(tbl, flt))
+        return self._select(f'SELECT * FROM "{tbl}" WHERE {where} ORDER BY {order}, rowid LIMIT ?', [*params, limit], tbl)
+
+    def _select(self, sql: str, params, tbl: str) -> list[dict]:
+        spec = table(tbl)
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        booleans = [i for i, n in enumerate(names) if spec.is_boolean(n)]
+        out = []
+        for row in rows:
+            row = list(row)
+            for i in booleans:
+                row[i] = bool(row[i])
+            out.append(dict(zip(names, row)))
+        return out
+
+    # ------------------------------------------------------------------ stats
+    def stats(self) -> dict:
+        """Sizes, sequences and row counts of the journal."""
+        with self._lock:
+            q = self._conn.execute
+            log = {}
+            for bridge in BRIDGES:
+                rows, first, last = q("SELECT COUNT(*), MIN(seq), MAX(seq) FROM log WHERE bridge = ?", (bridge,)).fetchone()
+                log[bridge] = {"Records": rows, "FirstSeq": first, "LastSeq": self.last_seq(bridge)}
+            counts = {
+                "WorkItems": q('SELECT COUNT(*) FROM "UVQueueWorkItem"').fetchone()[0],
+                "Events": q('SELECT COUNT(*) FROM "UVQueueWorkItemEvent"').fetchone()[0],
+                "Attempts": q('SELECT COUNT(*) FROM "UVQueueWorkItemAttempt"').fetchone()[0],
+                "Manifests": q('SELECT COUNT(*) FROM "UVManifest" WHERE "Deleted" = 0').fetchone()[0],
+                "ManifestsRemoved": q('SELECT COUNT(*) FROM "UVManifest" WHERE "Deleted" = 1').fetchone()[0],
+            }
+            by_status = dict(q('SELECT "Status", COUNT(*) FROM "UVQueueWorkItem" GROUP BY "Status" ORDER BY "Status"').fetchall())
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return {
+            "Path": str(self.path),
+            "SizeBytes": size,
+            "Synchronous": self.synchronous.upper(),
+            "LastSeq": self.last_seq(),
+            "Log": log,
+            "State": counts,
+            "WorkItemsByStatus": by_status,
+        }
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error), under the journal's lock."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+
+    def __enter__(self):
+        self.journal._lock.acquire()
+        if self.journal._conn is None:
+            self.journal._lock.release()
+            raise UvctlError("the journal is closed")
+        try:
+            self.journal._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.journal._lock.release()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        conn = self.journal._conn
+        try:
+            if exc_type is None:
+                conn.execute("COMMIT")
+            else:
+                conn.execute("ROLLBACK")
+        finally:
+            self.journal._lock.release()
+        return False
+
+
+def _covers(existing: dict, values: dict) -> bool:
+    """True when ``existing`` already holds every value of ``values``."""
+    return all(existing.get(col) == value for col, value in values.items())
+
+
+def _sql_type(col_type: str) -> str:
+    if col_type in ("Integer", "Boolean", "Deleted"):
+        return "INTEGER NOT NULL DEFAULT 0"
+    if col_type == "Float":
+        return "REAL NOT NULL DEFAULT 0"
+    return "TEXT NOT NULL DEFAULT ''"
+
+
+def _upsert_sql(spec) -> str:
+    cols = ", ".join(f'"{c}"' for c in spec.columns)
+    marks = ", ".join("?" for _ in spec.columns)
+    key = ", ".join(f'"{c}"' for c in spec.key)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in spec.columns if c not in spec.key)
+    return f'INSERT INTO "{spec.name}" ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}'
