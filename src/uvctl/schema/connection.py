@@ -1,0 +1,117 @@
+"""Open a database URL for the schema service, turning every failure into one masked line."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from ..errors import UsageError, UvctlError, mask_secrets, mask_url
+from .dialects import get_dialect
+
+CONNECT_TIMEOUT = 10  # seconds; an unreachable server fails instead of hanging
+
+#: Python driver module → what to install for it.
+_DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",
+    "psycopg2": "psycopg2-binary",
+    "pymysql": "pymysql",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+    "asyncpg": "asyncpg",
+}
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (DBAPI errors are multi-line)."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return mask_secrets(next(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def parse_url(url: str):
+    """The SQLAlchemy URL object of ``url``; a malformed URL raises ``UsageError``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise UsageError(
+            f"invalid database URL {mask_url(url)!r}: expected dialect[+driver]://user:password@host/database "
+            "or sqlite:///path/to/file.sqlite"
+        ) from None
+
+
+def sqlite_file_missing(url: str) -> bool:
+    """True when ``url`` names a SQLite file that does not exist yet (reads treat it as empty)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return bool(database) and database != ":memory:" and not database.startswith("file:") and not Path(database).exists()
+
+
+def create_engine(url: str):
+    """A SQLAlchemy engine for ``url`` and its uvctl dialect, without connecting yet."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    parsed = parse_url(url)
+    masked = mask_url(url)
+    backend = parsed.get_backend_name()
+    dialect = get_dialect(backend)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if backend in ("postgresql", "mysql", "mariadb") else {}
+    try:
+        engine = sa.create_engine(parsed, connect_args=connect_args)
+    except NoSuchModuleError:
+        raise UsageError(f"unknown database dialect or driver in URL {masked!r}") from None
+    except ImportError as exc:
+        module = (exc.name or str(exc)).split(".")[0]
+        package = _DRIVER_PACKAGES.get(module, module)
+        raise UvctlError(
+            f"the database driver {module!r} for {masked} is not installed: pip install {package!r}"
+        ) from None
+    except (ArgumentError, TypeError, ValueError) as exc:
+        raise UsageError(f"invalid database URL {masked!r}: {first_line(exc)}") from None
+    if dialect.name == "sqlite":
+        _make_sqlite_ddl_transactional(engine)
+    return engine, dialect
+
+
+def _make_sqlite_ddl_transactional(engine) -> None:
+    # Python's sqlite3 driver commits before DDL on its own; take over BEGIN so that a
+    # whole ensure run is one transaction (SQLAlchemy's documented pysqlite recipe).
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
+
+
+@contextlib.contextmanager
+def connected(url: str):
+    """``(connection, dialect)`` for ``url``; connection failures raise one masked line."""
+    import sqlalchemy as sa
+
+    engine, dialect = create_engine(url)
+    try:
+        try:
+            connection = engine.connect()
+        except (sa.exc.DBAPIError, sa.exc.SQLAlchemyError, OSError) as exc:
+            raise UvctlError(f"cannot connect to {mask_url(url)}: {first_line(exc)}") from None
+        with connection:
+            yield connection, dialect
+    finally:
+        engine.dispose()
+
+
+def engine_label(connection) -> str:
+    """The ``Engine`` of a report: the SQLAlchemy dialect name, ``mariadb`` on MariaDB."""
+    sa_dialect = connection.dialect
+    return "mariadb" if getattr(sa_dialect, "is_mariadb", False) else sa_dialect.name

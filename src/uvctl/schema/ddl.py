@@ -1,0 +1,146 @@
+"""Forward changes → SQL statements, built as sqlglot expressions for one dialect.
+
+Column types, defaults and capabilities come from ``dialects.py``; sqlglot builds the
+statement structure and quotes every identifier. sqlglot is imported here only, so a
+database already in sync never loads it.
+"""
+
+from __future__ import annotations
+
+from .diff import Change, diff
+from .dialects import Dialect, get_dialect
+from .model import Column, Index, Model, Table, desired_model
+
+#: Constant defaults per kind (every NOT NULL column has one, so adding it to a table
+#: that holds rows works on every engine, SQLite included).
+_ZERO_DEFAULT = ("integer", "double", "decimal")
+
+
+def _sqlglot():
+    import sqlglot.expressions as exp
+
+    return exp
+
+
+def _identifier(name: str):
+    return _sqlglot().to_identifier(name, quoted=True)
+
+
+def _table_ref(name: str):
+    exp = _sqlglot()
+    return exp.Table(this=_identifier(name))
+
+
+def column_def(column: Column, dialect: Dialect):
+    """The ColumnDef of a descriptor column: type, NOT NULL, default, identity key."""
+    exp = _sqlglot()
+    kind = exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=dialect.type_sql(column.kind, column.size))
+    constraints = []
+    if column.kind == "identity":
+        identity = (
+            exp.GeneratedAsIdentityColumnConstraint(this=False)
+            if dialect.name == "postgres"
+            else exp.AutoIncrementColumnConstraint()
+        )
+        constraints = [exp.NotNullColumnConstraint(), exp.PrimaryKeyColumnConstraint(), identity]
+    else:
+        default = _default(column, dialect)
+        if default is not None:
+            constraints = [exp.NotNullColumnConstraint(), exp.DefaultColumnConstraint(this=default)]
+    return exp.ColumnDef(
+        this=_identifier(column.name),
+        kind=kind,
+        constraints=[exp.ColumnConstraint(kind=c) for c in constraints],
+    )
+
+
+def _default(column: Column, dialect: Dialect):
+    """The constant default of a NOT NULL column; None for nullable kinds (text, timestamp)."""
+    exp = _sqlglot()
+    if column.kind == "string":
+        return exp.Literal.string("")
+    if column.kind in _ZERO_DEFAULT:
+        return exp.Literal.number(0)
+    if column.kind == "boolean":
+        # per dialect: PostgreSQL rejects DEFAULT 0 on a boolean, and exp.false() would
+        # become (1 = 0) on T-SQL; a Var is written as is
+        return exp.var(dialect.false_literal)
+    return None
+
+
+def _index_columns(index: Index):
+    exp = _sqlglot()
+    return [exp.column(name, quoted=True) for name in index.columns]
+
+
+def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()):
+    """CREATE TABLE IF NOT EXISTS (T-SQL: sqlglot's INFORMATION_SCHEMA guard).
+
+    On engines with ``inline_indexes`` the ``indexes`` are declared inside the statement.
+    """
+    exp = _sqlglot()
+    body = [column_def(column, dialect) for column in table.columns.values()]
+    for index in indexes:
+        if index.unique:
+            body.append(exp.UniqueColumnConstraint(this=exp.Schema(this=_identifier(index.name), expressions=_index_columns(index))))
+        else:
+            body.append(exp.IndexColumnConstraint(this=_identifier(index.name), expressions=_index_columns(index)))
+    properties = None
+    if dialect.table_options:
+        charset, collation = (value for _, value in dialect.table_options)
+        properties = exp.Properties(
+            expressions=[exp.CharacterSetProperty(this=exp.var(charset), default=True), exp.CollateProperty(this=exp.var(collation))]
+        )
+    return exp.Create(kind="TABLE", exists=True, this=exp.Schema(this=_table_ref(table.name), expressions=body), properties=properties)
+
+
+def create_index(table_name: str, index: Index, dialect: Dialect):
+    """CREATE [UNIQUE] INDEX, with IF NOT EXISTS where the engine has it."""
+    exp = _sqlglot()
+    return exp.Create(
+        kind="INDEX",
+        unique=index.unique,  # only on Create: on Index too, sqlglot writes UNIQUE twice
+        exists=dialect.index_if_not_exists,
+        this=exp.Index(
+            this=_identifier(index.name),
+            table=_table_ref(table_name),
+            params=exp.IndexParameters(columns=_index_columns(index)),
+        ),
+    )
+
+
+def add_column(table_name: str, column: Column, dialect: Dialect) -> str:
+    """ALTER TABLE ... ADD [COLUMN]; on T-SQL guarded by IF COL_LENGTH(...) IS NULL."""
+    exp = _sqlglot()
+    alter = exp.Alter(kind="TABLE", this=_table_ref(table_name), actions=[column_def(column, dialect)])
+    sql = alter.sql(dialect=dialect.name)
+    if dialect.column_guard:
+        # T-SQL has no ADD ... IF NOT EXISTS, and sqlglot's IfBlock omits END: an IF
+        # followed by a single statement needs no BEGIN/END.
+        check = exp.Is(
+            this=exp.func("COL_LENGTH", exp.Literal.string(table_name), exp.Literal.string(column.name)),
+            expression=exp.null(),
+        )
+        sql = f"IF {check.sql(dialect=dialect.name)} {sql}"
+    return sql
+
+
+def statements(changes: list[Change], dialect: Dialect) -> list[str]:
+    """The SQL of the forward ``changes``, in a safe order: tables, columns, then indexes."""
+    inline = {c.table for c in changes if c.action == "create-table"} if dialect.inline_indexes else set()
+    out: list[str] = []
+    for change in changes:
+        if change.action == "create-table":
+            indexes = [c.subject for c in changes if c.action == "create-index" and c.table == change.table]
+            out.append(create_table(change.subject, dialect, indexes if inline else ()).sql(dialect=dialect.name))
+    out += [add_column(c.table, c.subject, dialect) for c in changes if c.action == "add-column"]
+    for change in changes:
+        if change.action == "create-index" and change.table not in inline:
+            out.append(create_index(change.table, change.subject, dialect).sql(dialect=dialect.name))
+    return out
+
+
+def create_script(descriptor: dict, dialect_name: str) -> list[str]:
+    """Every statement that creates ``descriptor`` on an empty database of ``dialect_name``."""
+    dialect = get_dialect(dialect_name)
+    return statements(diff(desired_model(descriptor, dialect), Model(dialect)), dialect)

@@ -1,0 +1,215 @@
+"""Make a live database match a descriptor, forward only, and report what happened.
+
+Flow: validated descriptor → desired model; live database → model (descriptor tables
+only); diff; forward-only filter; DDL; execute — in one transaction where the engine
+has transactional DDL (SQLite, PostgreSQL), statement by statement on MySQL/MariaDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UvctlError, mask_url
+from .connection import connected, create_engine, engine_label, first_line, sqlite_file_missing
+from .descriptor import load_descriptor, validate_descriptor
+from .diff import Change, diff, forward_only
+from .dialects import Dialect
+from .introspect import live_model
+from .model import Model, desired_model
+
+PG_LOCK_TIMEOUT = "10s"  # never queue forever behind a long transaction holding a lock
+
+
+@dataclass
+class EnsureReport:
+    """The result of ``ensure_schema``; ``to_dict()`` has retold-databeacon's EnsureSchema keys."""
+
+    engine: str
+    tables_created: list[str] = field(default_factory=list)
+    columns_added: list[str] = field(default_factory=list)
+    indices_created: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    executed: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        """True when no forward change is (or was) pending."""
+        return not (self.tables_created or self.columns_added or self.indices_created)
+
+    def to_dict(self) -> dict:
+        """``Engine, TablesCreated, ColumnsAdded, IndicesCreated, MigrationStatements, SkippedDestructive, Notes``."""
+        return {
+            "Engine": self.engine,
+            "TablesCreated": list(self.tables_created),
+            "ColumnsAdded": list(self.columns_added),
+            "IndicesCreated": list(self.indices_created),
+            "MigrationStatements": list(self.statements),
+            "SkippedDestructive": list(self.skipped),
+            "Notes": list(self.notes),
+        }
+
+
+class SchemaExecutionError(UvctlError):
+    """A DDL statement failed; ``executed`` lists the statements that ran and stay applied."""
+
+    def __init__(self, message: str, executed: list[str]):
+        super().__init__(message)
+        self.executed = executed
+
+
+def _descriptor(descriptor) -> dict:
+    if descriptor is None:
+        return load_descriptor()
+    problems = validate_descriptor(descriptor)
+    if problems:
+        from ..errors import UsageError
+
+        raise UsageError(f"schema descriptor has {len(problems)} problem(s); nothing was executed: " + "; ".join(problems))
+    return descriptor
+
+
+def plan(connection, dialect: Dialect, descriptor: dict) -> tuple[list[Change], list[Change]]:
+    """``(forward, skipped)`` changes that would make the connected database match."""
+    desired = desired_model(descriptor, dialect)
+    live = live_model(connection, dialect, [t.name for t in desired.tables.values()])
+    return forward_only(diff(desired, live))
+
+
+def _report(engine: str, forward: list[Change], skipped: list[Change], dialect: Dialect) -> EnsureReport:
+    from .ddl import statements
+
+    report = EnsureReport(engine)
+    for change in forward:
+        target = {"create-table": report.tables_created, "add-column": report.columns_added,
+                  "create-index": report.indices_created}[change.action]
+        target.append(change.table if change.action == "create-table" else change.label.split(":", 1)[1])
+    report.skipped = [change.label + (f" ({change.detail})" if change.detail else "") for change in skipped]
+    report.statements = statements(forward, dialect) if forward else []
+    if skipped:
+        report.notes.append(
+            f"Forward-only filter skipped {len(skipped)} destructive change(s); see SkippedDestructive. "
+            "Apply them out of band if you really want them."
+        )
+    return report
+
+
+def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True) -> EnsureReport:
+    """Make the database at ``url`` match ``descriptor`` (Ultravisor's when None), forward only.
+
+    With ``execute=False`` nothing is changed: the report lists what would be done.
+    Raises ``UsageError`` for a bad descriptor or URL, ``UvctlError`` when the database
+    cannot be reached or a statement fails.
+    """
+    descriptor = _descriptor(descriptor)
+    if not execute and sqlite_file_missing(url):
+        # a plan must not create the SQLite file it looks at
+        engine, dialect = create_engine(url)
+        engine.dispose()
+        forward, skipped = forward_only(diff(desired_model(descriptor, dialect), Model(dialect)))
+        report = _report("sqlite", forward, skipped, dialect)
+        report.notes.append("The SQLite file does not exist yet; ensure will create it.")
+        return report
+    with connected(url) as (connection, dialect):
+        engine = engine_label(connection)
+        try:
+            forward, skipped = plan(connection, dialect, descriptor)
+        except Exception as exc:
+            if isinstance(exc, UvctlError):
+                raise
+            raise UvctlError(f"cannot read the schema of {mask_url(url)}: {first_line(exc)}") from None
+        report = _report(engine, forward, skipped, dialect)
+        if not execute:
+            report.notes.append("Plan only: nothing was executed.")
+            return report
+        if report.statements:
+            _execute(connection, dialect, report.statements, engine)
+            report.executed = True
+        if report.in_sync and not skipped:
+            report.notes.append("The database already matches the descriptor.")
+        return report
+
+
+def _execute(connection, dialect: Dialect, statements: list[str], engine: str) -> None:
+    if dialect.transactional_ddl:
+        _execute_in_transaction(connection, dialect, statements, engine)
+    else:
+        _execute_one_by_one(connection, statements, engine)
+
+
+def _execute_in_transaction(connection, dialect: Dialect, statements: list[str], engine: str) -> None:
+    if connection.in_transaction():  # the inspector's reads opened one; DDL gets its own
+        connection.rollback()
+    with connection.begin() as transaction:
+        if dialect.name == "postgres":
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'")
+        for number, statement in enumerate(statements, 1):
+            try:
+                connection.exec_driver_sql(statement)
+            except Exception as exc:
+                transaction.rollback()
+                raise SchemaExecutionError(
+                    f"statement {number} of {len(statements)} failed on {engine}: {first_line(exc)}; "
+                    f"the transaction was rolled back, nothing was changed. Statement: {statement}",
+                    executed=[],
+                ) from None
+
+
+def _execute_one_by_one(connection, statements: list[str], engine: str) -> None:
+    # MySQL/MariaDB commit every DDL statement implicitly: there is nothing to roll back,
+    # so a failure says exactly which statements already ran.
+    if connection.in_transaction():
+        connection.rollback()
+    executed: list[str] = []
+    for number, statement in enumerate(statements, 1):
+        try:
+            connection.exec_driver_sql(statement)
+        except Exception as exc:
+            ran = " | ".join(executed) if executed else "none"
+            raise SchemaExecutionError(
+                f"statement {number} of {len(statements)} failed on {engine}: {first_line(exc)}. "
+                f"Failed: {statement}. {engine} has no transactional DDL; these {len(executed)} statement(s) "
+                f"ran and stay applied: {ran}. Fix the cause and rerun: ensure continues from there.",
+                executed=executed,
+            ) from None
+        executed.append(statement)
+    if connection.in_transaction():
+        connection.commit()
+
+
+def introspect_schema(url: str, descriptor: dict | None = None) -> dict:
+    """What exists in the database for each descriptor table, and what is missing."""
+    descriptor = _descriptor(descriptor)
+    if sqlite_file_missing(url):
+        engine, dialect = create_engine(url)
+        engine.dispose()
+        return _introspection("sqlite", desired_model(descriptor, dialect), Model(dialect))
+    with connected(url) as (connection, dialect):
+        desired = desired_model(descriptor, dialect)
+        try:
+            live = live_model(connection, dialect, [t.name for t in desired.tables.values()])
+        except Exception as exc:
+            raise UvctlError(f"cannot read the schema of {mask_url(url)}: {first_line(exc)}") from None
+        return _introspection(engine_label(connection), desired, live)
+
+
+def _introspection(engine: str, desired: Model, live: Model) -> dict:
+    tables = []
+    for table in desired.tables.values():
+        current = live.table(table.name)
+        if current is None:
+            tables.append({"Scope": table.name, "Exists": False, "Columns": [],
+                           "MissingColumns": [c.name for c in table.columns.values()], "ExtraColumns": [],
+                           "Indexes": [], "MissingIndexes": [i.name for i in table.indexes.values()]})
+            continue
+        tables.append({
+            "Scope": table.name,
+            "Exists": True,
+            "Columns": [{"Column": c.name, "Type": str(c.type), "PrimaryKey": c.primary_key} for c in current.columns.values()],
+            "MissingColumns": [c.name for c in table.columns.values() if current.column(c.name) is None],
+            "ExtraColumns": [c.name for c in current.columns.values() if table.column(c.name) is None],
+            "Indexes": [{"Name": i.name, "Columns": list(i.columns), "Unique": i.unique} for i in current.indexes.values()],
+            "MissingIndexes": [i.name for i in table.indexes.values() if current.index(i.name) is None],
+        })
+    return {"Engine": engine, "Tables": tables}

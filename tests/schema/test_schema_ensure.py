@@ -1,0 +1,216 @@
+"""`ensure_schema` against the real engines: SQLite, PostgreSQL and MariaDB (``db_url``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from uvctl.schema import UV_TABLES, builtin_descriptor, ensure_schema, table_columns
+from uvctl.schema.ensure import SchemaExecutionError
+
+UNIQUE_INDEXES = {
+    "IX_UVQueueWorkItem_Hash": ("UVQueueWorkItem", {"WorkItemHash": "wi-1"}),
+    "IX_UVQueueEvent_GUID": ("UVQueueWorkItemEvent", {"EventGUID": "2f1c5a7e-0000-4000-8000-000000000001"}),
+    "IX_UVQueueAttempt_HashNum": ("UVQueueWorkItemAttempt", {"WorkItemHash": "wi-1", "AttemptNumber": 1}),
+    "IX_UVManifest_Hash": ("UVManifest", {"Hash": "run-1"}),
+}
+
+
+def _engine(url):
+    return sa.create_engine(url)
+
+
+def _table(conn, name):
+    return sa.Table(name, sa.MetaData(), autoload_with=conn)
+
+
+def _insert(url, name, row):
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(_table(conn, name)), [row])
+    finally:
+        engine.dispose()
+
+
+def _rows(url, name):
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(_table(conn, name)))]
+    finally:
+        engine.dispose()
+
+
+def _indexes(url):
+    """{index name: (table, columns, unique)} folded over indexes and unique constraints."""
+    engine = _engine(url)
+    found = {}
+    try:
+        inspector = sa.inspect(engine)
+        for table in UV_TABLES:
+            for ix in inspector.get_indexes(table):
+                found[ix["name"]] = (table, tuple(ix["column_names"]), bool(ix["unique"]))
+            for uc in inspector.get_unique_constraints(table):
+                found.setdefault(uc["name"], (table, tuple(uc["column_names"]), True))
+    finally:
+        engine.dispose()
+    return found
+
+
+def _descriptor(edit):
+    descriptor = copy.deepcopy(builtin_descriptor())
+    edit({t["Scope"]: t for t in descriptor["Tables"]})
+    return descriptor
+
+
+def test_fresh_ensure_creates_every_table_and_index(db_url):
+    report = ensure_schema(db_url)
+
+    assert report.tables_created == list(UV_TABLES)
+    assert len(report.indices_created) == 11
+    engine = _engine(db_url)
+    try:
+        inspector = sa.inspect(engine)
+        for table, columns in table_columns().items():
+            assert [c["name"] for c in inspector.get_columns(table)] == [c["Column"] for c in columns]
+    finally:
+        engine.dispose()
+    indexes = _indexes(db_url)
+    assert len(indexes) == 11
+    assert {name for name, (_, _, unique) in indexes.items() if unique} == set(UNIQUE_INDEXES)
+    assert indexes["IX_UVQueueWorkItem_Dispatch"] == ("UVQueueWorkItem", ("Status", "Priority", "EnqueuedAt"), False)
+
+
+def test_unique_indexes_reject_duplicates_on_every_engine(db_url):
+    ensure_schema(db_url)
+    for index_name, (table, row) in UNIQUE_INDEXES.items():
+        _insert(db_url, table, row)
+        with pytest.raises(sa.exc.IntegrityError):
+            _insert(db_url, table, row)
+        assert len(_rows(db_url, table)) == 1, index_name
+
+
+def test_second_ensure_reports_nothing_to_do(db_url):
+    ensure_schema(db_url)
+    report = ensure_schema(db_url)
+    data = report.to_dict()
+    assert report.in_sync
+    assert data["TablesCreated"] == data["ColumnsAdded"] == data["IndicesCreated"] == []
+    assert data["MigrationStatements"] == []
+    assert data["SkippedDestructive"] == []
+
+
+def test_added_columns_reach_a_table_that_holds_rows(db_url):
+    ensure_schema(db_url)
+    _insert(db_url, "UVManifest", {"Hash": "run-1", "OperationName": "nightly", "ManifestJSON": '{"a": 1}'})
+
+    def add(tables):
+        tables["UVManifest"]["Schema"] += [
+            {"Column": "Region", "Type": "String", "Size": 64},
+            {"Column": "Retries", "Type": "Integer", "Size": "int"},
+            {"Column": "Archived", "Type": "Boolean", "Size": "Default"},
+            {"Column": "Note", "Type": "String", "Size": "Default"},
+            {"Column": "ArchivedAt", "Type": "DateTime", "Size": "Default"},
+        ]
+        tables["UVManifest"]["Indexes"].append({"Name": "IX_UVManifest_Region", "Columns": ["Region"], "Unique": False})
+
+    descriptor = _descriptor(add)
+    report = ensure_schema(db_url, descriptor)
+
+    assert report.columns_added == [f"UVManifest.{c}" for c in ("Region", "Retries", "Archived", "Note", "ArchivedAt")]
+    assert report.indices_created == ["IX_UVManifest_Region"]
+    [row] = _rows(db_url, "UVManifest")
+    assert (row["Hash"], row["OperationName"], row["ManifestJSON"]) == ("run-1", "nightly", '{"a": 1}')
+    assert (row["Region"], row["Retries"], bool(row["Archived"]), row["Note"], row["ArchivedAt"]) == ("", 0, False, None, None)
+    assert ensure_schema(db_url, descriptor).in_sync
+    assert ensure_schema(db_url, descriptor).statements == []
+
+
+def test_removed_and_changed_columns_are_skipped_and_data_stays(db_url):
+    ensure_schema(db_url)
+    _insert(db_url, "UVManifest", {"Hash": "run-1", "OperationName": "nightly", "RunMode": "full", "ElapsedMs": 42})
+
+    def edit(tables):
+        schema = tables["UVManifest"]["Schema"]
+        schema[:] = [c for c in schema if c["Column"] != "OperationName"]
+        next(c for c in schema if c["Column"] == "RunMode")["Size"] = 64
+        next(c for c in schema if c["Column"] == "ElapsedMs").update(Type="String", Size=32)
+        indexes = tables["UVManifest"]["Indexes"]
+        indexes[:] = [i for i in indexes if i["Name"] != "IX_UVManifest_OpHash"]
+        next(i for i in indexes if i["Name"] == "IX_UVManifest_Hash")["Unique"] = False
+
+    report = ensure_schema(db_url, _descriptor(edit))
+
+    skipped = {entry.split(" ")[0] for entry in report.skipped}
+    assert skipped == {
+        "drop-column:UVManifest.OperationName",
+        "alter-column:UVManifest.RunMode",
+        "alter-column:UVManifest.ElapsedMs",
+        "drop-index:IX_UVManifest_OpHash",
+        "alter-index:IX_UVManifest_Hash",
+    }
+    assert report.statements == [] and report.in_sync
+    assert any("destructive" in note for note in report.notes)
+    [row] = _rows(db_url, "UVManifest")
+    assert (row["OperationName"], row["RunMode"], row["ElapsedMs"]) == ("nightly", "full", 42)
+    assert len(_indexes(db_url)) == 11
+
+
+def test_a_foreign_table_is_untouched_and_unreported(db_url):
+    engine = _engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE legacy_thing (id INTEGER PRIMARY KEY, label VARCHAR(10), body TEXT)"))
+            conn.execute(sa.text("CREATE INDEX ix_legacy_label ON legacy_thing (label)"))
+            conn.execute(sa.text("INSERT INTO legacy_thing (id, label, body) VALUES (1, 'keep', 'me')"))
+        before = sa.inspect(engine)
+        shape = (before.get_columns("legacy_thing"), before.get_indexes("legacy_thing"))
+    finally:
+        engine.dispose()
+
+    first, second = ensure_schema(db_url), ensure_schema(db_url)
+
+    for report in (first, second):
+        assert "legacy_thing" not in json.dumps(report.to_dict()).lower()
+    assert second.in_sync and second.skipped == []
+    engine = _engine(db_url)
+    try:
+        after = sa.inspect(engine)
+        assert repr((after.get_columns("legacy_thing"), after.get_indexes("legacy_thing"))) == repr(shape)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT label, body FROM legacy_thing")).all() == [("keep", "me")]
+    finally:
+        engine.dispose()
+
+
+def test_a_failing_statement_rolls_back_or_names_what_ran(db_url):
+    ensure_schema(db_url)
+    _insert(db_url, "UVManifest", {"Hash": "run-1", "OperationHash": "op"})
+    _insert(db_url, "UVManifest", {"Hash": "run-2", "OperationHash": "op"})
+
+    def edit(tables):
+        tables["UVManifest"]["Schema"].append({"Column": "Region", "Type": "String", "Size": 64})
+        tables["UVManifest"]["Indexes"].append({"Name": "IX_UVManifest_OpOnce", "Columns": ["OperationHash"], "Unique": True})
+
+    with pytest.raises(SchemaExecutionError) as caught:
+        ensure_schema(db_url, _descriptor(edit))
+
+    engine = _engine(db_url)
+    try:
+        columns = [c["name"] for c in sa.inspect(engine).get_columns("UVManifest")]
+    finally:
+        engine.dispose()
+    if db_url.startswith("mysql"):
+        # no transactional DDL: the ALTER ran, and the error says so
+        assert caught.value.executed == ["ALTER TABLE `UVManifest` ADD COLUMN `Region` VARCHAR(64) NOT NULL DEFAULT ''"]
+        assert "ADD COLUMN `Region`" in str(caught.value) and "1 statement(s) ran" in str(caught.value)
+        assert "Region" in columns
+    else:
+        assert caught.value.executed == []
+        assert "rolled back" in str(caught.value)
+        assert "Region" not in columns
+    assert len(_rows(db_url, "UVManifest")) == 2
