@@ -73,8 +73,8 @@ def _index_columns(index: Index):
     return [exp.column(name, quoted=True) for name in index.columns]
 
 
-def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()):
-    """CREATE TABLE IF NOT EXISTS (T-SQL: sqlglot's INFORMATION_SCHEMA guard).
+def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()) -> str:
+    """CREATE TABLE IF NOT EXISTS (T-SQL: IF OBJECT_ID(...) IS NULL CREATE TABLE).
 
     On engines with ``inline_indexes`` the ``indexes`` are declared inside the statement.
     """
@@ -91,13 +91,20 @@ def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()):
         properties = exp.Properties(
             expressions=[exp.CharacterSetProperty(this=exp.var(charset), default=True), exp.CollateProperty(this=exp.var(collation))]
         )
-    return exp.Create(kind="TABLE", exists=True, this=exp.Schema(this=_table_ref(table.name), expressions=body), properties=properties)
+    create = exp.Create(
+        kind="TABLE",
+        exists=not dialect.if_guards,
+        this=exp.Schema(this=_table_ref(table.name), expressions=body),
+        properties=properties,
+    )
+    missing = exp.Is(this=exp.func("OBJECT_ID", _string(table.name), _string("U")), expression=exp.null())
+    return _guarded(create, missing, dialect)
 
 
-def create_index(table_name: str, index: Index, dialect: Dialect):
-    """CREATE [UNIQUE] INDEX, with IF NOT EXISTS where the engine has it."""
+def create_index(table_name: str, index: Index, dialect: Dialect) -> str:
+    """CREATE [UNIQUE] INDEX, with IF NOT EXISTS where the engine has it (T-SQL: a sys.indexes guard)."""
     exp = _sqlglot()
-    return exp.Create(
+    create = exp.Create(
         kind="INDEX",
         unique=index.unique,  # only on Create: on Index too, sqlglot writes UNIQUE twice
         exists=dialect.index_if_not_exists,
@@ -107,22 +114,36 @@ def create_index(table_name: str, index: Index, dialect: Dialect):
             params=exp.IndexParameters(columns=_index_columns(index)),
         ),
     )
+    lookup = (
+        exp.select("*")
+        .from_("sys.indexes")
+        .where(exp.column("object_id").eq(exp.func("OBJECT_ID", _string(table_name))))
+        .where(exp.column("name").eq(_string(index.name)))
+    )
+    return _guarded(create, exp.Not(this=exp.Exists(this=lookup)), dialect)
 
 
 def add_column(table_name: str, column: Column, dialect: Dialect) -> str:
-    """ALTER TABLE ... ADD [COLUMN]; on T-SQL guarded by IF COL_LENGTH(...) IS NULL."""
+    """ALTER TABLE ... ADD [COLUMN] (T-SQL: guarded by IF COL_LENGTH(...) IS NULL)."""
     exp = _sqlglot()
     alter = exp.Alter(kind="TABLE", this=_table_ref(table_name), actions=[column_def(column, dialect)])
-    sql = alter.sql(dialect=dialect.name)
-    if dialect.column_guard:
-        # T-SQL has no ADD ... IF NOT EXISTS, and sqlglot's IfBlock omits END: an IF
-        # followed by a single statement needs no BEGIN/END.
-        check = exp.Is(
-            this=exp.func("COL_LENGTH", exp.Literal.string(table_name), exp.Literal.string(column.name)),
-            expression=exp.null(),
-        )
-        sql = f"IF {check.sql(dialect=dialect.name)} {sql}"
-    return sql
+    missing = exp.Is(this=exp.func("COL_LENGTH", _string(table_name), _string(column.name)), expression=exp.null())
+    return _guarded(alter, missing, dialect)
+
+
+def _string(value: str):
+    return _sqlglot().Literal.string(value)
+
+
+def _guarded(statement, missing, dialect: Dialect) -> str:
+    """``statement`` as SQL, on T-SQL prefixed by ``IF <missing>``.
+
+    T-SQL has no IF NOT EXISTS on ALTER/CREATE INDEX. sqlglot's own emulation wraps the
+    statement in EXEC('...'), which sqlglot cannot parse back, and its IfBlock omits END;
+    an IF followed by one statement needs neither.
+    """
+    sql = statement.sql(dialect=dialect.name)
+    return f"IF {missing.sql(dialect=dialect.name)} {sql}" if dialect.if_guards else sql
 
 
 def statements(changes: list[Change], dialect: Dialect) -> list[str]:
@@ -132,11 +153,13 @@ def statements(changes: list[Change], dialect: Dialect) -> list[str]:
     for change in changes:
         if change.action == "create-table":
             indexes = [c.subject for c in changes if c.action == "create-index" and c.table == change.table]
-            out.append(create_table(change.subject, dialect, indexes if inline else ()).sql(dialect=dialect.name))
+            out.append(create_table(change.subject, dialect, indexes if change.table in inline else ()))
     out += [add_column(c.table, c.subject, dialect) for c in changes if c.action == "add-column"]
-    for change in changes:
-        if change.action == "create-index" and change.table not in inline:
-            out.append(create_index(change.table, change.subject, dialect).sql(dialect=dialect.name))
+    out += [
+        create_index(c.table, c.subject, dialect)
+        for c in changes
+        if c.action == "create-index" and c.table not in inline
+    ]
     return out
 
 

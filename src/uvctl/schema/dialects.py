@@ -46,9 +46,9 @@ class Dialect:
 
     name: str  # sqlglot dialect: sqlite | postgres | mysql | tsql
     transactional_ddl: bool  # run all DDL in one transaction
-    index_if_not_exists: bool  # CREATE INDEX IF NOT EXISTS (tsql: sqlglot's sys.indexes guard)
+    index_if_not_exists: bool  # CREATE INDEX IF NOT EXISTS
     inline_indexes: bool  # indexes declared inside CREATE TABLE (MySQL: one atomic statement)
-    column_guard: bool  # ALTER ... ADD needs an IF COL_LENGTH(...) IS NULL guard (T-SQL)
+    if_guards: bool  # no IF NOT EXISTS at all: each statement gets an IF <missing> guard (T-SQL)
     fold_case: bool  # identifiers compare case-insensitively
     has_boolean: bool  # a real BOOLEAN type; elsewhere booleans are integers
     false_literal: str  # the default written for a boolean column
@@ -97,26 +97,26 @@ _COMMON = {
 DIALECTS: dict[str, Dialect] = {
     "sqlite": Dialect(
         "sqlite", transactional_ddl=True, index_if_not_exists=True, inline_indexes=False,
-        column_guard=False, fold_case=True, has_boolean=False, false_literal="0",
+        if_guards=False, fold_case=True, has_boolean=False, false_literal="0",
         types={**_COMMON, "boolean": "INTEGER", "double": "REAL", "timestamp": "DATETIME"},
     ),
     "postgres": Dialect(
         "postgres", transactional_ddl=True, index_if_not_exists=True, inline_indexes=False,
-        column_guard=False, fold_case=False, has_boolean=True, false_literal="FALSE",
+        if_guards=False, fold_case=False, has_boolean=True, false_literal="FALSE",
         types=dict(_COMMON),
     ),
     "mysql": Dialect(
         # LONGTEXT: TEXT holds only 64 KB and a manifest can be larger. utf8mb4_bin: full
         # Unicode, and unique keys compare exactly as on SQLite and PostgreSQL.
         "mysql", transactional_ddl=False, index_if_not_exists=False, inline_indexes=True,
-        column_guard=False, fold_case=True, has_boolean=False, false_literal="0",
+        if_guards=False, fold_case=True, has_boolean=False, false_literal="0",
         types={**_COMMON, "identity": "INT", "integer": "INT", "text": "LONGTEXT",
                "boolean": "TINYINT(1)", "double": "DOUBLE", "timestamp": "DATETIME"},
         table_options=(("CHARACTER SET", "utf8mb4"), ("COLLATE", "utf8mb4_bin")),
     ),
     "tsql": Dialect(
-        "tsql", transactional_ddl=True, index_if_not_exists=True, inline_indexes=False,
-        column_guard=True, fold_case=True, has_boolean=True, false_literal="0",
+        "tsql", transactional_ddl=True, index_if_not_exists=False, inline_indexes=False,
+        if_guards=True, fold_case=True, has_boolean=True, false_literal="0",
         types={**_COMMON, "identity": "INT", "integer": "INT", "string": "NVARCHAR({size})",
                "text": "NVARCHAR(MAX)", "boolean": "BIT", "double": "FLOAT", "timestamp": "DATETIME2"},
     ),
