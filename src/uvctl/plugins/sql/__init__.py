@@ -1,19 +1,39 @@
-"""The built-in ``sql`` backend: any SQLAlchemy URL, bootstrapped by ``schema ensure``.
+"""The built-in ``sql`` backend: any SQLAlchemy database URL, bootstrapped by ``schema ensure``.
 
-Hook bodies import SQLAlchemy lazily; this module stays light so ``uvctl --help`` is fast.
+It implements exactly the public hooks a third-party backend would: register, bootstrap,
+dispatch, lookup, close. Hook bodies import SQLAlchemy lazily so ``uvctl --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from ...backend import BackendInfo, BootstrapResult, OptionSpec
+from ...backend import BackendInfo, OptionSpec
 from ...errors import mask_url
 from ...hookspecs import hookimpl
 
 NAME = "sql"
+DB_OPTION = "Db"
+
+
+def default_url() -> str:
+    """The default target: ``$UVCTL_DB_URL``, else ``ultravisor.sqlite`` in the data dir."""
+    from ...paths import default_db_url
+
+    return default_db_url()
+
+
+def url_of(options: dict) -> str:
+    """The database URL a ``sql`` assignment points at."""
+    return options.get(DB_OPTION) or default_url()
 
 
 def _identity(options: dict) -> str:
-    return f"sql:{mask_url(options.get('Db', ''))}"
+    return f"sql:{mask_url(url_of(options))}"
+
+
+def _validate(options: dict) -> None:
+    from .connect import check_url
+
+    check_url(url_of(options))
 
 
 @hookimpl
@@ -22,8 +42,17 @@ def uvctl_register_backends(register):
         BackendInfo(
             name=NAME,
             summary="Any SQLAlchemy database URL (SQLite, PostgreSQL, MySQL/MariaDB, MSSQL).",
-            options=(OptionSpec("Db", "--db", "SQLAlchemy URL of the target database (default: $UVCTL_DB_URL or the data-dir SQLite file).", secret=True),),
+            options=(
+                OptionSpec(
+                    DB_OPTION,
+                    "--db",
+                    "SQLAlchemy URL of the target database (default: $UVCTL_DB_URL, else ultravisor.sqlite in the data dir).",
+                    default=default_url,
+                    secret=True,
+                ),
+            ),
             identity=_identity,
+            validate=_validate,
         )
     )
 
@@ -32,13 +61,33 @@ def uvctl_register_backends(register):
 def uvctl_bootstrap(backend):
     if backend.name != NAME:
         return None
-    return BootstrapResult("error", reason="the sql backend is not implemented yet")
+    from .dispatch import bootstrap
+
+    return bootstrap(backend, url_of(backend.options))
 
 
 @hookimpl
 def uvctl_dispatch(backend, actions):
     if backend.name != NAME:
         return None
-    from ...errors import UvctlError
+    from .dispatch import dispatch
 
-    raise UvctlError("the sql backend is not implemented yet")
+    return dispatch(backend, url_of(backend.options), actions)
+
+
+@hookimpl
+def uvctl_lookup(backend, table, key):
+    if backend.name != NAME:
+        return None
+    from .lookup import lookup
+
+    return lookup(backend, url_of(backend.options), table, key)
+
+
+@hookimpl
+def uvctl_close(backend):
+    if backend.name != NAME:
+        return
+    from .connect import close
+
+    close(backend)

@@ -1,0 +1,145 @@
+"""The sql backend's database handle: URL checks, the engine, reflected UV tables, error kinds.
+
+Imported only from hook bodies: it pulls in SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from ...errors import BackendUnavailable, UsageError, mask_url
+from ...schema import UV_TABLES, builtin_descriptor
+
+#: Connection timeout (seconds) for network databases: an unreachable server answers fast.
+CONNECT_TIMEOUT = 5
+_TIMEOUT_ARG = {"psycopg": "connect_timeout", "psycopg2": "connect_timeout", "pymysql": "connect_timeout",
+                "mysqldb": "connect_timeout", "mariadbconnector": "connect_timeout"}
+
+_MISSING_SCHEMA_MARKERS = (
+    "no such table", "no such column", "has no column named", "does not exist", "doesn't exist",
+    "unknown column", "undefinedtable", "undefinedcolumn", "invalid object name", "invalid column name",
+    "could not reflect",
+)
+
+
+def check_url(url: str):
+    """Parse ``url`` and load its dialect without connecting; a UsageError saying what is wrong."""
+    shown = mask_url(url)
+    if not url or not str(url).strip():
+        raise UsageError("empty database URL; pass --db dialect+driver://user@host/database")
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa_exc.ArgumentError:
+        raise UsageError(
+            f"bad database URL {shown!r}: expected dialect+driver://user@host/database "
+            f"(for example sqlite:///path/to/file.sqlite or postgresql+psycopg://user@localhost/db)"
+        ) from None
+    try:
+        parsed.get_dialect()
+    except sa_exc.NoSuchModuleError:
+        raise UsageError(
+            f"unknown database dialect {parsed.drivername!r} in {shown!r}; use one SQLAlchemy knows "
+            f"(sqlite, postgresql+psycopg, mysql+pymysql, mssql+pyodbc, ...)"
+        ) from None
+    except ImportError as exc:
+        raise UsageError(f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); install it with pip") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, ""):
+        raise UsageError(f"SQLite URL {shown!r} names no file; use sqlite:///path/to/file.sqlite")
+    return parsed
+
+
+def make_engine(url: str):
+    """An engine for ``url`` with a short connect timeout and pre-ping (never connects here)."""
+    parsed = check_url(url)
+    kwargs: dict = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        arg = _TIMEOUT_ARG.get(parsed.get_driver_name())
+        if arg:
+            kwargs["connect_args"] = {arg: CONNECT_TIMEOUT}
+    return sa.create_engine(parsed, **kwargs)
+
+
+def is_missing_schema(exc: BaseException) -> bool:
+    """True when an error says a UV table or column is missing: the backend needs a bootstrap."""
+    text = f"{type(getattr(exc, 'orig', exc)).__name__} {exc}".lower()
+    return any(marker in text for marker in _MISSING_SCHEMA_MARKERS)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when an error means the server went away mid-conversation."""
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def reason_of(exc: BaseException) -> str:
+    """One masked line describing a database error (the DBAPI message, not SQLAlchemy's SQL dump)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return f"{type(orig if orig is not None else exc).__name__}: {mask_url(first)}"
+
+
+@dataclass
+class Database:
+    """What the sql backend keeps in ``backend.state``: the engine and the reflected UV tables."""
+
+    url: str
+    engine: object
+    tables: dict | None = None
+    columns: dict = field(default_factory=dict)
+
+    def connect(self):
+        """An open connection, or BackendUnavailable naming the (masked) URL."""
+        try:
+            return self.engine.connect()
+        except sa_exc.SQLAlchemyError as exc:
+            raise BackendUnavailable(f"cannot reach database {mask_url(self.url)}: {reason_of(exc)}") from None
+
+    def uv_tables(self, conn) -> dict:
+        """``{Scope: Table}`` reflected from the database once per handle (after a bootstrap)."""
+        if self.tables is None:
+            metadata = sa.MetaData()
+            metadata.reflect(bind=conn, only=list(UV_TABLES))
+            self.tables = {name: metadata.tables[name] for name in UV_TABLES}
+            for table in self.tables.values():
+                for column in table.columns:
+                    if isinstance(column.type, sa.Float):
+                        column.type.asdecimal = False  # MySQL DOUBLE reflects as Decimal with 10 digits
+        return self.tables
+
+    def forget_tables(self) -> None:
+        """Reflect again next time (the schema may just have changed)."""
+        self.tables = None
+
+
+def database(backend, url: str) -> Database:
+    """The :class:`Database` cached in ``backend.state`` for ``url``."""
+    db = backend.state.get("sql")
+    if db is None or db.url != url:
+        if db is not None:
+            db.engine.dispose()
+        db = Database(url=url, engine=make_engine(url))
+        backend.state["sql"] = db
+    return db
+
+
+def close(backend) -> None:
+    """Dispose the cached engine, if any."""
+    db = backend.state.pop("sql", None)
+    if db is not None:
+        db.engine.dispose()
+
+
+_DESCRIPTOR_CACHE: dict = {}
+
+
+def descriptor_tables() -> dict:
+    """``{Scope: table descriptor}`` of the built-in UV descriptor (column types and defaults)."""
+    if not _DESCRIPTOR_CACHE:
+        for table in builtin_descriptor()["Tables"]:
+            _DESCRIPTOR_CACHE[table["Scope"]] = table
+    return _DESCRIPTOR_CACHE

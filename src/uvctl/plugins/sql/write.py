@@ -1,0 +1,292 @@
+"""Batched writes of the sql backend: a batch of journal actions → a few executemany statements.
+
+The batch is planned before anything runs:
+
+* every write action touches one row of one UV table, named by its natural key;
+* per key, consecutive actions fold into one *step* when the result is provably the same:
+  upsert+upsert, upsert+update and update+update merge their columns (later values win),
+  and a second insert of a key already inserted in this batch is simply AlreadyPresent;
+* the n-th step of every key lands on *level* n. Steps of one level touch distinct keys, so
+  they commute, and steps of one level with the same kind and column set share one
+  executemany statement. Levels run in order, which keeps every key's order intact.
+
+Rows of different tables never interact (no foreign keys), so levels are per key, not global.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ...actions import envelope
+from .connect import descriptor_tables
+
+WORK_ITEM, EVENT, ATTEMPT, MANIFEST = "UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest"
+KEYS = {
+    WORK_ITEM: ("WorkItemHash",),
+    EVENT: ("EventGUID",),
+    ATTEMPT: ("WorkItemHash", "AttemptNumber"),
+    MANIFEST: ("Hash",),
+}
+_PAGE = 500  # keys per "IN (...)" look-up
+
+
+class InvalidAction(Exception):
+    """A write action this backend cannot apply (bad shape, missing natural key)."""
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """How one write action maps to a row: its table, its kind, where its record and key are."""
+
+    table: str
+    kind: str  # "upsert" | "update" | "insert"
+    record: str | None  # Settings key holding the record (None: key and Patch are top-level)
+    revive: bool = False  # an upsert clears the soft delete
+    remove: bool = False  # the action is a soft delete
+
+
+WRITES = {
+    "QP_UpsertWorkItem": WriteSpec(WORK_ITEM, "upsert", "WorkItem"),
+    "QP_UpdateWorkItem": WriteSpec(WORK_ITEM, "update", None),
+    "QP_AppendEvent": WriteSpec(EVENT, "insert", "Event"),
+    "QP_InsertAttempt": WriteSpec(ATTEMPT, "insert", "Attempt"),
+    "QP_UpdateAttemptOutcome": WriteSpec(ATTEMPT, "update", None),
+    "MS_UpsertManifest": WriteSpec(MANIFEST, "upsert", "Manifest", revive=True),
+    "MS_RemoveManifest": WriteSpec(MANIFEST, "update", None, remove=True),
+}
+
+
+@dataclass
+class TableInfo:
+    """A reflected UV table with what writes need: data columns, defaults, stamp columns."""
+
+    table: sa.Table
+    key: tuple
+    data_columns: frozenset
+    defaults: dict
+    create_col: str | None
+    update_col: str | None
+    deleted_col: str | None
+
+
+def table_infos(tables: dict) -> dict:
+    """``{Scope: TableInfo}`` for the reflected UV tables."""
+    infos = {}
+    for scope, table in tables.items():
+        desc = descriptor_tables()[scope]
+        types = {c["Column"]: c["Type"] for c in desc["Schema"]}
+        present = set(table.c.keys())
+        special = {t: next((c for c, ty in types.items() if ty == t and c in present), None)
+                   for t in ("AutoIdentity", "CreateDate", "UpdateDate", "Deleted")}
+        skip = {special["AutoIdentity"], special["CreateDate"], special["UpdateDate"]}
+        data = frozenset(c for c in present if c not in skip and c != special["Deleted"])
+        defaults = {c: None for c in present if c not in skip}
+        defaults.update({c: v for c, v in desc.get("DefaultObject", {}).items() if c in defaults})
+        infos[scope] = TableInfo(table, KEYS[scope], data, defaults, special["CreateDate"],
+                                 special["UpdateDate"], special["Deleted"])
+    return infos
+
+
+@dataclass
+class _Step:
+    kind: str
+    values: dict
+    indices: list
+    key: tuple
+
+
+def _key_of(spec: WriteSpec, settings: dict, record: dict | None) -> tuple:
+    source = record if record is not None else settings
+    names = KEYS[spec.table]
+    if spec.table == MANIFEST and record is None:
+        names = ("RunHash",)
+    key = []
+    for name in names:
+        value = source.get(name)
+        if value is None or value == "":
+            raise InvalidAction(f"missing natural key {name}")
+        key.append(int(value) if name == "AttemptNumber" else str(value))
+    return tuple(key)
+
+
+def _values_of(spec: WriteSpec, settings: dict, info: TableInfo) -> tuple[tuple, dict]:
+    if not isinstance(settings, dict):
+        raise InvalidAction("Settings is not an object")
+    if spec.record is not None:
+        record = settings.get(spec.record)
+        if not isinstance(record, dict):
+            raise InvalidAction(f"Settings.{spec.record} is not an object")
+        key = _key_of(spec, settings, record)
+        values = {c: v for c, v in record.items() if c in info.data_columns and c not in info.key}
+        if spec.revive and info.deleted_col:
+            values[info.deleted_col] = False
+        return key, values
+    key = _key_of(spec, settings, None)
+    if spec.remove:
+        if not info.deleted_col:
+            raise InvalidAction(f"{spec.table} has no Deleted column to soft-delete with")
+        return key, {info.deleted_col: True}
+    patch = settings.get("Patch")
+    if not isinstance(patch, dict):
+        raise InvalidAction("Settings.Patch is not an object")
+    return key, {c: v for c, v in patch.items() if c in info.data_columns and c not in info.key}
+
+
+def plan(actions: list, infos: dict, results: list, indices: list) -> list:
+    """Fold the write actions ``indices`` of ``actions`` into ordered statement groups.
+
+    Returns ``[(scope, kind, [steps])]`` in execution order; fills ``results`` for actions that
+    need no statement (a repeated insert of one key). Raises InvalidAction with the seq.
+    """
+    per_key: dict = {}
+    for i in indices:
+        action = actions[i]
+        spec = WRITES[action.name]
+        try:
+            key, values = _values_of(spec, action.settings, infos[spec.table])
+        except (InvalidAction, TypeError, ValueError) as exc:
+            raise InvalidAction(f"{action.name} (seq {action.seq}): {exc}") from None
+        steps = per_key.setdefault((spec.table, key), [])
+        last = steps[-1] if steps else None
+        if spec.kind == "insert":
+            if any(step.kind == "insert" for step in steps):
+                results[i] = envelope(True, AlreadyPresent=True)
+                continue
+            steps.append(_Step("insert", values, [i], key))
+        elif last is not None and (last.kind == "upsert" or (last.kind == "update" and spec.kind == "update")):
+            last.values.update(values)
+            last.indices.append(i)
+        else:
+            steps.append(_Step(spec.kind, dict(values), [i], key))
+    groups: dict = {}
+    for (scope, key), steps in per_key.items():
+        for level, step in enumerate(steps):
+            columns = frozenset(step.values) if step.kind != "insert" else None
+            groups.setdefault((level, scope, step.kind, columns), []).append(step)
+    return [(scope, kind, steps) for (level, scope, kind, _), steps in sorted(groups.items(), key=lambda g: g[0][0])]
+
+
+def apply(conn, actions: list, infos: dict, results: list, indices: list) -> None:
+    """Apply the write actions ``indices`` of ``actions`` on ``conn`` (inside its transaction)."""
+    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    writer = _Writer(conn, now)
+    for scope, kind, steps in plan(actions, infos, results, indices):
+        info = infos[scope]
+        if kind == "insert":
+            inserted = writer.insert_missing(info, steps)
+            for step in steps:
+                results[step.indices[0]] = envelope(True, AlreadyPresent=step.key not in inserted)
+            continue
+        if kind == "upsert":
+            writer.upsert(info, steps)
+        elif steps[0].values:
+            writer.update(info, steps)
+        for step in steps:
+            for i in step.indices:
+                results[i] = envelope(True)
+
+
+class _Writer:
+    """The per-dialect statements."""
+
+    def __init__(self, conn, now):
+        self.conn = conn
+        self.now = now
+        self.dialect = conn.dialect.name
+        self.on_conflict = self.dialect in ("sqlite", "postgresql")
+        self.returning = self.on_conflict and bool(getattr(conn.dialect, "insert_executemany_returning", False))
+
+    def _insert_rows(self, info: TableInfo, steps) -> list:
+        base = dict(info.defaults)
+        for column in (info.create_col, info.update_col):
+            if column:
+                base[column] = self.now
+        rows = []
+        for step in steps:
+            row = dict(base)
+            row.update(step.values)
+            row.update(zip(info.key, step.key))
+            rows.append(row)
+        return rows
+
+    def _dialect_insert(self, table):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.mysql import insert
+        return insert(table)
+
+    def existing(self, info: TableInfo, keys) -> set:
+        """The subset of ``keys`` already stored (any Deleted state)."""
+        table = info.table
+        columns = [table.c[name] for name in info.key]
+        wanted = set(keys)
+        firsts = sorted({key[0] for key in wanted})
+        found = set()
+        for start in range(0, len(firsts), _PAGE):
+            chunk = firsts[start:start + _PAGE]
+            for row in self.conn.execute(sa.select(*columns).where(columns[0].in_(chunk))):
+                key = tuple(int(v) if name == "AttemptNumber" else v for name, v in zip(info.key, row))
+                if key in wanted:
+                    found.add(key)
+        return found
+
+    def insert_missing(self, info: TableInfo, steps) -> set:
+        """Insert-or-ignore by natural key; the keys really inserted."""
+        rows = self._insert_rows(info, steps)
+        if self.returning:
+            stmt = self._dialect_insert(info.table).on_conflict_do_nothing(index_elements=list(info.key))
+            stmt = stmt.returning(*[info.table.c[name] for name in info.key])
+            return {tuple(row) for row in self.conn.execute(stmt, rows)}
+        present = self.existing(info, [step.key for step in steps])
+        fresh = [row for row, step in zip(rows, steps) if step.key not in present]
+        if fresh:
+            self.conn.execute(sa.insert(info.table), fresh)
+        return {step.key for step in steps if step.key not in present}
+
+    def upsert(self, info: TableInfo, steps) -> None:
+        """One-statement upsert by natural key: insert with defaults, else set the given columns."""
+        rows = self._insert_rows(info, steps)
+        assigned = sorted(steps[0].values) + ([info.update_col] if info.update_col else [])
+        if not assigned:
+            self.insert_missing(info, steps)
+            return
+        if self.on_conflict:
+            stmt = self._dialect_insert(info.table)
+            stmt = stmt.on_conflict_do_update(index_elements=list(info.key),
+                                              set_={c: stmt.excluded[c] for c in assigned})
+            self.conn.execute(stmt, rows)
+        elif self.dialect in ("mysql", "mariadb"):
+            stmt = self._dialect_insert(info.table)
+            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in assigned})
+            self.conn.execute(stmt, rows)
+        else:  # no portable upsert construct (MSSQL, ...): look up, then update + insert
+            present = self.existing(info, [step.key for step in steps])
+            old = [step for step in steps if step.key in present]
+            if old:
+                self.update(info, old)
+            fresh = [row for row, step in zip(rows, steps) if step.key not in present]
+            if fresh:
+                self.conn.execute(sa.insert(info.table), fresh)
+
+    def update(self, info: TableInfo, steps) -> None:
+        """``UPDATE ... SET <columns> WHERE <natural key>`` for every step, as one executemany."""
+        table = info.table
+        columns = sorted(steps[0].values)
+        values = {c: sa.bindparam(f"v_{c}") for c in columns}
+        if info.update_col:
+            values[info.update_col] = sa.bindparam("v__stamp")
+        stmt = table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}") for k in info.key]).values(values)
+        rows = []
+        for step in steps:
+            row = {f"v_{c}": step.values[c] for c in columns}
+            row.update({f"k_{k}": v for k, v in zip(info.key, step.key)})
+            if info.update_col:
+                row["v__stamp"] = self.now
+            rows.append(row)
+        self.conn.execute(stmt, rows)

@@ -1,0 +1,183 @@
+"""The built-in sql backend through the public hooks, on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from uvctl import host
+from uvctl.actions import Action
+from uvctl.errors import BackendUnavailable
+from uvctl.journal import normalize_action
+
+from .conftest import assert_database_equals_journal, database_rows, record, traffic
+
+
+def _backend(url):
+    handle = host.open_backend("sql", {"Db": url})
+    result = host.bootstrap(handle)
+    assert result.state == "bootstrapped", result.reason
+    return handle
+
+
+def _n(name, settings):
+    return normalize_action(name, settings)
+
+
+def test_plugin_implements_the_public_hooks_only():
+    host.load_plugins()
+    hooks = set(host.hooks_of("uvctl.plugins.sql"))
+    assert {"uvctl_register_backends", "uvctl_bootstrap", "uvctl_dispatch", "uvctl_lookup", "uvctl_close"} <= hooks
+    assert host.backend_info("sql").identity_of({"Db": "postgresql://bob:s3cret@db/x"}) == "sql:postgresql://bob:***@db/x"
+
+
+def test_journal_replayed_in_one_batch_equals_journal_and_replay_is_absorbed(db_url, journal):
+    record(journal, traffic(40, manifests=12))
+    backend = _backend(db_url)
+    log = journal.read("Queue", 0, 5000) + journal.read("Manifest", 0, 5000)
+    answers = host.dispatch(backend, log)
+    assert all(a["Success"] for a in answers)
+    assert not any(a.get("AlreadyPresent") for a in answers)
+    assert_database_equals_journal(db_url, journal)
+    before = database_rows(db_url)
+
+    again = host.dispatch(backend, log)
+    appended = [a for act, a in zip(log, again) if act.name in ("QP_AppendEvent", "QP_InsertAttempt")]
+    assert appended and all(a["AlreadyPresent"] for a in appended)
+    assert database_rows(db_url) == before
+    host.close(backend)
+
+
+def test_insert_or_ignore_counts_what_was_really_inserted(db_url):
+    backend = _backend(db_url)
+    e1 = _n("QP_AppendEvent", {"Event": {"WorkItemHash": "h", "EventGUID": "g1", "Seq": 1}})
+    e2 = _n("QP_AppendEvent", {"Event": {"WorkItemHash": "h", "EventGUID": "g2", "Seq": 2}})
+    e3 = _n("QP_AppendEvent", {"Event": {"WorkItemHash": "h", "EventGUID": "g3", "Seq": 3}})
+    a1 = _n("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "h", "AttemptNumber": 1}})
+    a2 = _n("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "h", "AttemptNumber": 2}})
+    first = host.dispatch(backend, [e1, e2, e1, a1, a1])
+    assert [a["AlreadyPresent"] for a in first] == [False, False, True, False, True]
+    second = host.dispatch(backend, [e2, e3, a1, a2])
+    assert [a["AlreadyPresent"] for a in second] == [True, False, True, False]
+    events = host.dispatch(backend, [Action("QP_GetEvents", {"WorkItemHash": "h", "Limit": 0})])[0]["Events"]
+    assert [e["EventGUID"] for e in events] == ["g1", "g2", "g3"]
+
+
+def test_order_per_key_is_kept_inside_one_batch(db_url):
+    backend = _backend(db_url)
+    batch = [
+        _n("QP_UpdateWorkItem", {"WorkItemHash": "b", "Patch": {"Status": "Lost"}}),  # not there yet: no-op
+        _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "a", "Status": "Pending", "Priority": 1}}),
+        _n("QP_UpdateWorkItem", {"WorkItemHash": "a", "Patch": {"Status": "Running"}}),
+        _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "b", "Status": "Pending"}}),
+        _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "a", "Status": "Pending", "Priority": 2}}),
+        _n("QP_UpdateWorkItem", {"WorkItemHash": "a", "Patch": {"Status": "Complete"}}),
+        _n("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "a", "AttemptNumber": 1, "Outcome": "Dispatched"}}),
+        _n("QP_UpdateAttemptOutcome", {"WorkItemHash": "a", "AttemptNumber": 1, "Patch": {"Outcome": "Complete", "ErrorMessage": "e"}}),
+        _n("MS_UpsertManifest", {"Manifest": {"Hash": "r1", "Status": "Running"}}),
+        _n("MS_RemoveManifest", {"RunHash": "r1"}),
+        _n("MS_UpsertManifest", {"Manifest": {"Hash": "r1", "Status": "Complete"}}),
+        _n("MS_UpsertManifest", {"Manifest": {"Hash": "r2", "Status": "Complete"}}),
+        _n("MS_RemoveManifest", {"RunHash": "r2"}),
+    ]
+    assert all(a["Success"] for a in host.dispatch(backend, batch))
+    rows = database_rows(db_url)
+    items = {r["WorkItemHash"]: r for r in rows["UVQueueWorkItem"]}
+    assert (items["a"]["Status"], items["a"]["Priority"]) == ("Complete", 2)
+    assert items["b"]["Status"] == "Pending"
+    [attempt] = rows["UVQueueWorkItemAttempt"]
+    assert (attempt["Outcome"], attempt["Error"]) == ("Complete", "e")
+    manifests = {r["Hash"]: (r["Status"], r["Deleted"]) for r in rows["UVManifest"]}
+    assert manifests == {"r1": ("Complete", False), "r2": ("Complete", True)}
+    got = host.dispatch(backend, [Action("MS_GetManifest", {"RunHash": "r2"}), Action("MS_GetManifest", {"RunHash": "r1"})])
+    assert got[0]["Success"] is False and got[0]["Manifest"] is None
+    assert got[1]["Manifest"]["Status"] == "Complete"
+
+
+def test_reads_follow_the_journal_filter_rules(db_url, journal):
+    record(journal, traffic(30, manifests=8))
+    backend = _backend(db_url)
+    host.dispatch(backend, journal.read("Queue", 0, 5000) + journal.read("Manifest", 0, 5000))
+    filters = [
+        {},
+        {"Status": "Complete"},
+        {"Status": ["Error", "Complete"], "Limit": 7, "OrderBy": "EnqueuedAt DESC, WorkItemHash ASC"},
+        {"RunID": "R3", "OrderBy": "-Priority, WorkItemHash"},
+        {"AssignedBeaconID": "bcn-1", "Capability": "Shell", "OperationHash": "op2", "OrderBy": "WorkItemHash"},
+        {"Status": [], "Limit": 99999},
+    ]
+    for flt in filters:
+        answer = host.dispatch(backend, [_n("QP_ListWorkItems", {"Filter": flt})])[0]
+        assert answer["Success"]
+        assert answer["WorkItems"] == journal.list_work_items(flt), flt
+    for flt in ({}, {"OperationHash": "op1"}, {"Status": "Complete", "OrderBy": "Hash ASC", "Limit": 2}):
+        answer = host.dispatch(backend, [_n("MS_ListManifests", {"Filter": flt})])[0]
+        assert answer["Manifests"] == journal.list_manifests(flt), flt
+        assert all(not m["Deleted"] for m in answer["Manifests"])
+    some = journal.list_work_items({"Limit": 1})[0]["WorkItemHash"]
+    events = host.dispatch(backend, [_n("QP_GetEvents", {"WorkItemHash": some, "Limit": 2})])[0]["Events"]
+    assert events == journal.get_events(some, 2)
+    bad = host.dispatch(backend, [Action("QP_ListWorkItems", {"Filter": {"OrderBy": "Nope; DROP TABLE x"}})])[0]
+    assert bad["Success"] is False and "Nope" in bad["Reason"] and bad["WorkItems"] == []
+
+
+def test_unreachable_database_raises_backend_unavailable(tmp_path):
+    for url in (f"sqlite:///{tmp_path}/missing-dir/db.sqlite", "postgresql+psycopg://bob:s3cret@127.0.0.1:1/x"):
+        backend = host.open_backend("sql", {"Db": url})
+        with pytest.raises(BackendUnavailable) as caught:
+            host.dispatch(backend, [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h"}})])
+        assert "s3cret" not in str(caught.value)
+        result = host.bootstrap(backend)
+        assert result.state == "waiting-for-beacon" and "s3cret" not in result.reason
+
+
+def test_missing_schema_fails_the_batch_and_asks_for_a_bootstrap(sqlite_url):
+    backend = host.open_backend("sql", {"Db": sqlite_url})
+    answers = host.dispatch(backend, [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h"}}),
+                                      _n("QP_AppendEvent", {"Event": {"WorkItemHash": "h"}})])
+    assert all(a["Success"] is False and a["NeedsBootstrap"] for a in answers)
+    assert host.bootstrap(backend).state == "bootstrapped"
+    assert all(a["Success"] for a in host.dispatch(backend, [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h"}})]))
+
+
+def test_a_bad_action_rolls_the_whole_batch_back(sqlite_url):
+    backend = _backend(sqlite_url)
+    good = _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h"}})
+    bad = Action("QP_UpdateWorkItem", {"WorkItemHash": "", "Patch": {}}, seq=42)
+    answers = host.dispatch(backend, [good, bad])
+    assert [a["Success"] for a in answers] == [False, False]
+    assert "seq 42" in answers[0]["Reason"]
+    assert database_rows(sqlite_url)["UVQueueWorkItem"] == []
+
+
+def test_lookup_resolves_natural_keys(sqlite_url):
+    backend = _backend(sqlite_url)
+    host.dispatch(backend, [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h"}}),
+                            _n("MS_UpsertManifest", {"Manifest": {"Hash": "r"}}), _n("MS_RemoveManifest", {"RunHash": "r"})])
+    assert isinstance(host.lookup(backend, "UVQueueWorkItem", {"WorkItemHash": "h"}), int)
+    assert host.lookup(backend, "UVQueueWorkItem", {"WorkItemHash": "nope"}) is None
+    assert host.lookup(backend, "UVManifest", {"Hash": "r"}) is None  # soft-deleted
+
+
+@pytest.mark.parametrize("url, message", [
+    ("notaurl", "bad database URL"),
+    ("nosuchdialect://x/y", "unknown database dialect"),
+    ("sqlite://", "names no file"),
+    ("postgresql+nosuchdriver://u:pw@h/db", "unknown database dialect"),
+])
+def test_bad_urls_are_refused_at_assign_with_one_line(cli_runner, data_dir, url, message):
+    result = cli_runner(["persistence", "assign", "--backend", "sql", "--db", url])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (data_dir / "persistence-assignment.json").exists()
+
+
+def test_sql_default_target_is_the_data_dir_sqlite(cli_runner, data_dir):
+    result = cli_runner(["persistence", "assign", "--backend", "sql", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["Queue"]["State"] == "bootstrapped"
+    assert report["Queue"]["Identity"] == f"sql:sqlite:///{data_dir / 'ultravisor.sqlite'}"
+    assert (data_dir / "ultravisor.sqlite").exists()
