@@ -1,3 +1,121 @@
-"""`uvctl journal` commands (to be written)."""
+"""`uvctl journal import|stats|prune`: the local-first journal in the data dir."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from .output import emit, json_option
+
+
+@click.group("journal")
+def journal_group():
+    """The local-first journal (journal.sqlite in the data dir).
+
+    \b
+    Every queue write and run manifest lands here first, in one ordered log,
+    before it goes to the assigned backend (see 'uvctl flush').
+    """
+
+
+@journal_group.command("import")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--staging", type=click.Path(path_type=str), default=None,
+              help="Ultravisor's staging root (UltravisorStagingRoot) holding the Manifest_*.json run folders. "
+                   "Default: a 'staging' or 'ultravisor_staging' folder next to the data.")
+@click.option("--no-manifests", is_flag=True, help="Import the queue history only.")
+@json_option
+def import_command(path, staging, no_manifests, as_json):
+    """Import PATH: a JSONL file of bridge actions, or an Ultravisor data directory.
+
+    \b
+    JSONL: one {"Action": "QP_...", "Settings": {...}} per line; the first bad line is an
+    error naming it, and nothing from the file is imported.
+    Data directory (UltravisorFileStorePath): beacon/beacon-queue.sqlite (work items, events,
+    attempts; read from a copy, the source is never changed) and the staging root's manifests.
+    Importing the same source again adds nothing.
+    """
+    from ..journal import Journal
+    from ..journal.importer import import_path
+
+    with Journal.open() as journal:
+        report = import_path(journal, path, staging=staging, manifests=not no_manifests)
+    emit(report, as_json, _print_import)
+
+
+def _print_import(report: dict) -> None:
+    labels = {"WorkItems": "work items", "Events": "events", "Attempts": "attempts", "Manifests": "manifests",
+              "Actions": "actions"}
+    read = ", ".join(f"{n} {labels.get(k, k)}" for k, n in report["Read"].items())
+    click.echo(f"read {read} from {report['Source']}")
+    if report.get("StagingRoot"):
+        click.echo(f"manifests from {report['StagingRoot']}")
+    if report["Journaled"]:
+        click.echo(f"journaled {report['Journaled']} records (seq {report['FirstSeq']}..{report['LastSeq']}); "
+                   f"{report['Skipped']} already in the journal")
+        click.echo("run 'uvctl flush' to send them to the assigned backend")
+    else:
+        click.echo(f"nothing new: all {report['Skipped']} records are already in the journal")
+
+
+@journal_group.command("stats")
+@json_option
+def stats_command(as_json):
+    """Size, sequences, pending records per assigned backend, and state row counts."""
+    from ..journal import Journal
+    from ..journal.retention import acknowledgements
+
+    with Journal.open() as journal:
+        stats = journal.stats()
+        stats["Backends"] = acknowledgements(journal)
+    emit(stats, as_json, _print_stats)
+
+
+def _print_stats(stats: dict) -> None:
+    click.echo(f"journal {stats['Path']} ({stats['SizeBytes'] / 1024:.0f} KiB, synchronous {stats['Synchronous']}, "
+               f"last seq {stats['LastSeq']})")
+    for bridge, log in stats["Log"].items():
+        seqs = f"seq {log['FirstSeq']}..{log['LastSeq']}" if log["Records"] else "empty"
+        ack = stats["Backends"][bridge]
+        if ack["HighWaterMark"] is not None:
+            where = f"{ack['Pending']} pending for {ack['Identity']} (acknowledged up to {ack['HighWaterMark']})"
+        else:
+            where = f"all pending: {ack['Reason']}"
+        click.echo(f"  {bridge:<9} {log['Records']} log records ({seqs}); {where}")
+    state = stats["State"]
+    click.echo(f"  state: {state['WorkItems']} work items, {state['Events']} events, {state['Attempts']} attempts, "
+               f"{state['Manifests']} manifests ({state['ManifestsRemoved']} removed)")
+    if stats["WorkItemsByStatus"]:
+        click.echo("  work items by status: " + ", ".join(f"{k or '(none)'} {n}" for k, n in stats["WorkItemsByStatus"].items()))
+
+
+@journal_group.command("prune")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@json_option
+def prune_command(dry_run, as_json):
+    """Delete log records every assigned backend has acknowledged.
+
+    Only records at or below the high-water mark of the backend assigned to their bridge
+    go; pending ones never do. With no backend assigned nothing is pruned. The current
+    state (work items, events, attempts, manifests) stays, so reads are unaffected; a later
+    'uvctl flush --replay' can only resend what is still in the log.
+    """
+    from ..journal import Journal
+    from ..journal.retention import prune_acknowledged
+
+    with Journal.open() as journal:
+        report = prune_acknowledged(journal, dry_run=dry_run)
+    emit({"DryRun": dry_run, "Bridges": report}, as_json, _print_prune)
+
+
+def _print_prune(result: dict) -> None:
+    verb = "would prune" if result["DryRun"] else "pruned"
+    for bridge, info in result["Bridges"].items():
+        line = f"{bridge}: {verb} {info['Pruned']} log records"
+        if info["HighWaterMark"]:
+            line += f" (acknowledged up to seq {info['HighWaterMark']} by {info['Identity']})"
+        if info["Reason"]:
+            line += f"; nothing more: {info['Reason']}" if info["Pruned"] else f": {info['Reason']}"
+        click.echo(line)
+
+
+COMMANDS = [journal_group]

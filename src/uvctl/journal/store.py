@@ -62,6 +62,8 @@ class Recorded:
 
     action: Action
     outcome: str
+    #: The bridge's last seq just before this record (what a contiguous high-water mark holds).
+    previous: int | None = None
 
     @property
     def logged(self) -> bool:
@@ -193,7 +195,7 @@ class Journal:
                 return Recorded(action, "unchanged")
             logged = self._log(action, stamp)
             self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
-            return Recorded(logged, "applied")
+            return logged
         if name == "QP_AppendEvent":
             event = dict(s["Event"])
             if self._conn.execute(
@@ -207,17 +209,17 @@ class Journal:
                 event["Seq"] = (row[0] or 0) + 1
             logged = self._log(Action(name, {**s, "Event": event}), stamp)
             self._conn.execute(self._upsert_sql[EVENT], [event[c] for c in table(EVENT).columns])
-            return Recorded(logged, "applied")
+            return logged
         if name == "QP_InsertAttempt":
             attempt = s["Attempt"]
             existing = self._fetch_by_key(ATTEMPT, attempt)
             if existing is None:
                 logged = self._log(action, stamp)
                 self._conn.execute(self._upsert_sql[ATTEMPT], [attempt[c] for c in table(ATTEMPT).columns])
-                return Recorded(logged, "applied")
+                return logged
             diff = {c: v for c, v in attempt.items() if c not in table(ATTEMPT).key and existing.get(c) != v}
             if not reimport or not diff:
-                return Recorded(action, "duplicate" if diff else "unchanged")
+                return Recorded(action, "duplicate")
             key = {c: attempt[c] for c in table(ATTEMPT).key}
             action = Action("QP_UpdateAttemptOutcome", {**key, "Patch": diff})
             name, s = action.name, action.settings
@@ -227,29 +229,29 @@ class Journal:
             existing = self._fetch_by_key(tbl, key)
             if existing is not None and _covers(existing, s["Patch"]):
                 return Recorded(action, "unchanged")
-            logged = self._log(action, stamp)
             if existing is None:
-                return Recorded(logged, "not-found")
+                return self._log(action, stamp, "not-found")
             self._update(tbl, key, s["Patch"])
-            return Recorded(logged, "applied")
+            return self._log(action, stamp)
         if name == "MS_RemoveManifest":
             key = {"Hash": s["RunHash"]}
             existing = self._fetch_by_key(MANIFEST, key)
             if existing is not None and existing["Deleted"]:
                 return Recorded(action, "already-absent")
-            logged = self._log(action, stamp)
             if existing is None:
-                return Recorded(logged, "not-found")
+                return self._log(action, stamp, "not-found")
             self._update(MANIFEST, key, {"Deleted": True})
-            return Recorded(logged, "applied")
+            return self._log(action, stamp)
         raise UsageError(f"{name} is not a journaled write action")
 
-    def _log(self, action: Action, stamp: str) -> Action:
+    def _log(self, action: Action, stamp: str, outcome: str = "applied") -> Recorded:
+        bridge = bridge_of(action.name)
+        previous = self.last_seq(bridge)
         cur = self._conn.execute(
             "INSERT INTO log (bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?)",
-            (bridge_of(action.name), action.name, json.dumps(action.settings, separators=(",", ":")), stamp),
+            (bridge, action.name, json.dumps(action.settings, separators=(",", ":")), stamp),
         )
-        return Action(action.name, action.settings, cur.lastrowid)
+        return Recorded(Action(action.name, action.settings, cur.lastrowid), outcome, previous)
 
     def _update(self, tbl: str, key: dict, patch: dict) -> None:
         if not patch:

@@ -1,0 +1,217 @@
+"""What both bridges share: journal first, then write-through; reads with read-your-writes.
+
+A write is normalized, journaled (one transaction) and only then offered to the assigned
+backend when its assignment is ``bootstrapped``. Whatever the backend does (down, slow to
+answer, a failed envelope, ``NeedsBootstrap``), the caller gets ``Success: True`` because
+the journal holds the record; ``Pending: True`` says it still waits for ``uvctl flush``.
+
+Reads come from the backend only when it is bootstrapped *and* has acknowledged every
+journaled record of the bridge; otherwise (or when it fails) from the journal, which
+always has every write. The envelope's ``Source`` says which one answered.
+
+The assignment and flush services are imported inside functions: without them (or with
+nothing assigned) a bridge is journal-only.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action, envelope
+from ..errors import UsageError, mask_secrets
+from ..journal import Journal, normalize_action
+from ..journal.store import Recorded
+
+
+class BridgeBase:
+    """The plumbing of :class:`QueueBridge` and :class:`ManifestBridge`."""
+
+    bridge = ""  # "Queue" or "Manifest"
+
+    def __init__(self, journal: Journal | None = None):
+        self._journal = journal
+        self._owns_journal = journal is None
+
+    @property
+    def journal(self) -> Journal:
+        """The journal, opened on first use (the data dir's) unless one was given."""
+        if self._journal is None:
+            self._journal = Journal.open()
+        return self._journal
+
+    def close(self) -> None:
+        """Close the journal when this bridge opened it."""
+        if self._owns_journal and self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ dispatch by name
+    def execute(self, name: str, settings: dict | None = None) -> dict:
+        """Run the bridge action ``name`` with Ultravisor's ``settings``; its envelope."""
+        action = normalize_action(name, settings)
+        if action.bridge != self.bridge:
+            return self._other(action)
+        if action.is_write:
+            return self._write(action)
+        return self._read(action)
+
+    def _other(self, action: Action) -> dict:
+        raise UsageError(f"{action.name} belongs to the {action.bridge} bridge, not the {self.bridge} bridge")
+
+    # ------------------------------------------------------------------ writes
+    def _write(self, action: Action) -> dict:
+        done = self.journal.apply([action])[0]
+        out = _write_envelope(done)
+        if not done.logged:
+            return out
+        out["Pending"] = True
+        backend, why = self._backend()
+        if backend is None:
+            if why:
+                out["PendingReason"] = why
+            return out
+        from .. import host
+
+        try:
+            answer = host.dispatch(backend, [done.action])[0]
+        except Exception as exc:  # BackendUnavailable or anything else: the journal has it
+            out["PendingReason"] = _reason(exc)
+            return out
+        if answer.get("NeedsBootstrap"):
+            reason = answer.get("Reason") or "the backend lost its readiness"
+            _call_assignment("mark_needs_bootstrap", self.bridge, reason)
+            out["PendingReason"] = f"needs bootstrap: {reason}"
+        elif answer.get("Success"):
+            out["Pending"] = False
+            _advance_mark(self.bridge, backend.identity, done.previous, done.action.seq)
+        else:
+            out["PendingReason"] = answer.get("Reason") or "the backend did not accept it"
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def _read(self, action: Action) -> dict:
+        backend, _ = self._backend(caught_up=True)
+        if backend is not None:
+            from .. import host
+
+            try:
+                answer = host.dispatch(backend, [action])[0]
+            except Exception:
+                answer = None
+            # A failed answer with a Reason is an error, not "absent": ask the journal instead.
+            if answer and answer.get("Available", True) and (answer.get("Success") or not answer.get("Reason")):
+                return self.shape(action, {**answer, "Source": "backend"})
+        return self.shape(action, {**self.read_journal(action), "Source": "journal"})
+
+    def read_journal(self, action: Action) -> dict:
+        """The envelope answering the read ``action`` from the journal alone."""
+        raise NotImplementedError
+
+    def shape(self, action: Action, answer: dict) -> dict:
+        """Adjust a read envelope before returning it (hook for the manifest bridge)."""
+        return answer
+
+    # ------------------------------------------------------------------ the backend
+    def _backend(self, caught_up: bool = False):
+        """``(handle, None)`` when the bridge's backend is bootstrapped, else ``(None, why)``.
+
+        With ``caught_up``, also None while the journal holds records the backend has not
+        acknowledged (reading there would miss them).
+        """
+        try:
+            from .. import assignment
+
+            load = getattr(assignment, "load", None)
+            backend_for = getattr(assignment, "backend_for", None)
+            if load is None or backend_for is None:
+                return None, None
+            entry = (load() or {}).get(self.bridge)
+            if not entry:
+                return None, None
+            if entry.get("State") != "bootstrapped":
+                return None, f"backend {entry.get('Backend')!r} is {entry.get('State') or 'not bootstrapped'}; run 'uvctl flush'"
+            handle = backend_for(self.bridge)  # the assignment service caches handles
+            if handle is None:
+                return None, None
+            if caught_up and _mark(self.bridge, handle.identity) < self.journal.last_seq(self.bridge):
+                return None, None
+            return handle, None
+        except ImportError:
+            return None, None
+        except Exception as exc:  # a corrupt assignment file must not lose the write
+            return None, _reason(exc)
+
+
+def _write_envelope(done: Recorded) -> dict:
+    """The envelope of a journaled write, by what journaling it did."""
+    out = envelope(True)
+    if done.logged:
+        out["JournalSeq"] = done.action.seq
+    if done.outcome == "duplicate":
+        out["AlreadyPresent"] = True
+    elif done.outcome == "unchanged":
+        out["Unchanged"] = True
+    elif done.outcome == "already-absent":
+        out["AlreadyAbsent"] = True
+    elif done.outcome == "not-found":
+        out["NotFound"] = True
+        out["Warning"] = _not_found_warning(done.action)
+    if done.action.name == "QP_AppendEvent":
+        out["Event"] = done.action.settings["Event"]
+    return out
+
+
+def _not_found_warning(action: Action) -> str:
+    s = action.settings
+    if action.name == "QP_UpdateWorkItem":
+        what = f"work item {s['WorkItemHash']!r}"
+    elif action.name == "QP_UpdateAttemptOutcome":
+        what = f"attempt {s['AttemptNumber']} of work item {s['WorkItemHash']!r}"
+    else:
+        what = f"manifest {s['RunHash']!r}"
+    return (
+        f"{what} is not in the journal: the change is journaled (seq {action.seq}) and will be sent to "
+        f"the backend, where it applies only if the record exists there; local reads do not show it"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    return mask_secrets(str(exc) or type(exc).__name__)
+
+
+def _call_assignment(name: str, *args) -> None:
+    try:
+        from .. import assignment
+
+        func = getattr(assignment, name, None)
+        if func is not None:
+            func(*args)
+    except Exception:  # bookkeeping only: the write itself is safe in the journal
+        pass
+
+
+def _marks():
+    try:
+        from ..flush import HighWaterMarks
+    except ImportError:
+        return None
+    return HighWaterMarks()
+
+
+def _mark(bridge: str, identity: str) -> int:
+    marks = _marks()
+    return marks.get(bridge, identity) if marks is not None else 0
+
+
+def _advance_mark(bridge: str, identity: str, expected, seq: int) -> None:
+    marks = _marks()
+    if marks is None or expected is None:
+        return
+    try:
+        marks.advance_from(bridge, identity, expected, seq)
+    except Exception:  # the record is on the backend; a later flush re-sends it harmlessly
+        pass

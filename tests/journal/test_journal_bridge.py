@@ -1,0 +1,246 @@
+"""QueueBridge / ManifestBridge: every action on the journal alone, then write-through to a test backend."""
+
+import json
+
+import pytest
+
+from uvctl import host
+from uvctl.actions import envelope
+from uvctl.backend import BackendInfo, BootstrapResult, OptionSpec
+from uvctl.bridge import ManifestBridge, QueueBridge, execute
+from uvctl.errors import BackendUnavailable, UsageError
+from uvctl.hookspecs import hookimpl
+
+ITEM = {"WorkItemHash": "wi-1", "RunID": "rn-1", "Capability": "Shell", "Settings": {"Command": "true"},
+        "Status": "Pending", "CreatedAt": "2026-11-26T22:00:00.000Z", "RequireAffinityMatch": False,
+        "EnqueuedAt": "2026-11-26T22:00:00.000Z"}
+
+
+@pytest.fixture
+def queue(journal):
+    with QueueBridge(journal) as bridge:
+        yield bridge
+
+
+@pytest.fixture
+def manifests(journal):
+    with ManifestBridge(journal) as bridge:
+        yield bridge
+
+
+# ---------------------------------------------------------------------- journal only
+def test_queue_actions_on_the_journal_alone(queue):
+    up = queue.upsert_work_item(ITEM)
+    assert up == {"Available": True, "Success": True, "JournalSeq": 1, "Pending": True}
+    assert queue.update_work_item("wi-1", {"Status": "Dispatched", "AssignedBeaconID": "bcn-1", "Settings": {"x": 1}})["Success"]
+    ev = queue.append_event({"WorkItemHash": "wi-1", "RunID": "rn-1", "EventType": "dispatched", "FromStatus": "Pending",
+                             "ToStatus": "Dispatched", "BeaconID": "bcn-1", "Payload": {"QueueWaitMs": 5}})
+    assert ev["Success"] and ev["Event"]["Seq"] == 1 and ev["Event"]["EventGUID"]
+    assert queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 1, "BeaconID": "bcn-1",
+                                 "DispatchedAt": "t1", "Outcome": "Dispatched"})["JournalSeq"] == 4
+    assert queue.update_attempt_outcome("wi-1", 1, {"CompletedAt": "t2", "Outcome": "Complete", "DurationMs": 9})["Success"]
+
+    got = queue.get_work_item("wi-1")
+    assert got["Success"] and got["Source"] == "journal"
+    assert (got["WorkItem"]["Status"], got["WorkItem"]["AssignedBeaconID"], got["WorkItem"]["Settings"]) == ("Dispatched", "bcn-1", '{"x":1}')
+    assert [w["WorkItemHash"] for w in queue.list_work_items({"Status": ["Dispatched"]})["WorkItems"]] == ["wi-1"]
+    assert queue.list_work_items()["WorkItems"][0]["WorkItemHash"] == "wi-1"
+    events = queue.get_events("wi-1")
+    assert events["Success"] and [e["EventType"] for e in events["Events"]] == ["dispatched"]
+    assert queue.journal.get_attempts("wi-1")[0]["EndedAt"] == "t2"
+
+
+def test_missing_work_item_reads_and_patches(queue):
+    missing = queue.get_work_item("wi-none")
+    assert missing["Success"] is False and missing["WorkItem"] is None and "wi-none" in missing["Reason"]
+    patched = queue.update_work_item("wi-none", {"Status": "Running"})
+    assert patched["Success"] is True and patched["NotFound"] is True and patched["JournalSeq"] == 1
+    assert "not in the journal" in patched["Warning"]
+    assert queue.get_work_item("wi-none")["Success"] is False
+
+
+def test_replayed_events_and_attempts_are_already_present(queue):
+    first = queue.append_event({"WorkItemHash": "wi-1", "EventGUID": "g-1", "EventType": "x"})
+    again = queue.append_event({"WorkItemHash": "wi-1", "EventGUID": "g-1", "EventType": "x"})
+    assert first["JournalSeq"] == 1 and again["AlreadyPresent"] is True and "JournalSeq" not in again
+    attempt = {"WorkItemHash": "wi-1", "AttemptNumber": 1}
+    queue.insert_attempt(attempt)
+    assert queue.insert_attempt(attempt)["AlreadyPresent"] is True
+
+
+def test_manifest_actions_on_the_journal_alone(manifests):
+    run = {"Hash": "run-1", "OperationHash": "OPR-1", "Status": "Waiting", "StartTime": "t1",
+           "TaskOutputs": {"n": {"ExitCode": 0}}, "WaitingTasks": {"n": {"PromptMessage": "ok?"}}, "StagingPath": "/s/1"}
+    assert manifests.upsert_manifest(run)["Success"]
+    done = {**run, "Status": "Complete", "StopTime": "t2"}
+    done.pop("WaitingTasks")
+    second = manifests.upsert_manifest(done)
+    assert second["Success"] and second["JournalSeq"] == 2, "a second upsert of the same Hash updates it"
+    got = manifests.get_manifest("run-1")
+    assert got["Success"] and got["Source"] == "journal"
+    assert got["Manifest"]["Status"] == "Complete" and got["Manifest"]["TaskOutputs"] == {"n": {"ExitCode": 0}}
+    assert "WaitingTasks" not in got["Manifest"] and "ManifestJSON" not in got["Manifest"]
+    assert got["Manifest"]["StagingPath"] == "/s/1" and got["Manifest"]["Live"] is False
+    manifests.upsert_manifest({"Hash": "run-2", "OperationHash": "OPR-2", "Status": "Complete", "StartTime": "t3"})
+    listed = manifests.list_manifests({"OperationHash": "OPR-1"})["Manifests"]
+    assert [m["Hash"] for m in listed] == ["run-1"] and "ManifestJSON" not in listed[0]
+    assert [m["Hash"] for m in manifests.list_manifests()["Manifests"]] == ["run-2", "run-1"]
+    assert manifests.remove_manifest("run-1")["Success"]
+    gone = manifests.get_manifest("run-1")
+    assert gone["Success"] is False and "removed" in gone["Reason"]
+    assert manifests.remove_manifest("run-1")["AlreadyAbsent"] is True
+    assert [m["Hash"] for m in manifests.list_manifests()["Manifests"]] == ["run-2"]
+    assert manifests.upsert_manifest(done)["Success"] and manifests.get_manifest("run-1")["Success"], "re-upsert revives"
+
+
+def test_execute_runs_any_action_by_name(journal):
+    assert execute("QP_UpsertWorkItem", {"WorkItem": ITEM}, journal=journal)["Success"]
+    assert execute("QP_GetWorkItemByHash", {"WorkItemHash": "wi-1"}, journal=journal)["WorkItem"]["RunID"] == "rn-1"
+    assert execute("MS_ListManifests", {}, journal=journal)["Manifests"] == []
+    with pytest.raises(UsageError, match="unknown bridge action"):
+        execute("QP_DropEverything", {}, journal=journal)
+    with pytest.raises(UsageError, match="unknown bridge action"):
+        execute(None, {}, journal=journal)
+    with pytest.raises(UsageError, match="belongs to the Manifest bridge"):
+        QueueBridge(journal).execute("MS_GetManifest", {"RunHash": "x"})
+
+
+def test_bad_input_raises_and_journals_nothing(queue):
+    with pytest.raises(UsageError, match="WorkItemHash is required"):
+        queue.upsert_work_item({"Status": "Pending"})
+    with pytest.raises(UsageError, match="unknown filter key"):
+        queue.list_work_items({"Stat": "x"})
+    assert queue.journal.last_seq() == 0
+
+
+def test_bridge_opens_the_data_dir_journal_by_default(data_dir):
+    with QueueBridge() as bridge:
+        bridge.upsert_work_item(ITEM)
+    assert (data_dir / "journal.sqlite").exists()
+    with QueueBridge() as bridge:
+        assert bridge.get_work_item("wi-1")["Success"]
+
+
+# ---------------------------------------------------------------------- write-through
+class FakeBackend:
+    """An in-test plugin: one backend, ``fake``, whose behaviour the test switches."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.rows = {}  # (table key) → row; enough to answer reads
+        self.dispatched = []
+
+    @hookimpl
+    def uvctl_register_backends(self, register):
+        register(BackendInfo(name="fake", summary="in-test backend",
+                             options=(OptionSpec("Name", "--name", "instance name"),),
+                             identity=lambda options: f"fake:{options.get('Name')}"))
+
+    @hookimpl
+    def uvctl_bootstrap(self, backend):
+        if backend.name != "fake":
+            return None
+        return BootstrapResult("bootstrapped")
+
+    @hookimpl
+    def uvctl_dispatch(self, backend, actions):
+        if backend.name != "fake":
+            return None
+        if self.mode == "down":
+            raise BackendUnavailable("fake backend is down (password=hunter2)")
+        out = []
+        for action in actions:
+            self.dispatched.append(action)
+            if self.mode == "needs-bootstrap":
+                out.append({"Success": False, "NeedsBootstrap": True, "Reason": "tables vanished"})
+            elif self.mode == "reject":
+                out.append({"Success": False, "Reason": "constraint failed"})
+            elif action.name == "QP_UpsertWorkItem":
+                self.rows[action.settings["WorkItem"]["WorkItemHash"]] = action.settings["WorkItem"]
+                out.append(envelope(True))
+            elif action.name == "QP_GetWorkItemByHash":
+                row = self.rows.get(action.settings["WorkItemHash"])
+                out.append(envelope(row is not None, WorkItem=row))
+            else:
+                out.append(envelope(True))
+        return out
+
+
+@pytest.fixture
+def fake(data_dir):
+    assignment = pytest.importorskip("uvctl.assignment")
+    plugin = FakeBackend()
+    host.register_plugin(plugin, name="test-fake-backend")
+    try:
+        assignment.assign("fake", {"Name": "one"})
+        assert assignment.backend_for("Queue", bootstrap=True) is not None
+        yield plugin
+    finally:
+        host.unregister_plugin("test-fake-backend")
+
+
+def marks():
+    from uvctl.flush import HighWaterMarks
+
+    return HighWaterMarks()
+
+
+def test_write_through_delivers_and_advances_the_mark(fake, queue):
+    first = queue.upsert_work_item(ITEM)
+    assert first["Pending"] is False and "PendingReason" not in first
+    assert [a.seq for a in fake.dispatched] == [1]
+    assert fake.rows["wi-1"]["Settings"] == '{"Command":"true"}', "the backend gets the projected record"
+    queue.append_event({"WorkItemHash": "wi-1", "EventType": "enqueued"})
+    assert marks().get("Queue", "fake:one") == 2
+
+
+def test_reads_come_from_the_backend_only_when_it_has_every_record(fake, queue):
+    queue.upsert_work_item(ITEM)
+    assert queue.get_work_item("wi-1")["Source"] == "backend"
+    fake.mode = "down"
+    down = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})
+    assert down["Success"] is True and down["Pending"] is True
+    assert "fake backend is down" in down["PendingReason"] and "hunter2" not in down["PendingReason"]
+    fake.mode = "ok"
+    got = queue.get_work_item("wi-2")
+    assert got["Success"] and got["Source"] == "journal", "a pending record makes the journal answer"
+
+
+def test_backend_failure_leaves_the_record_pending_for_flush(fake, queue):
+    fake.mode = "reject"
+    out = queue.upsert_work_item(ITEM)
+    assert out["Success"] is True and out["Pending"] is True and out["PendingReason"] == "constraint failed"
+    assert marks().get("Queue", "fake:one") == 0
+    fake.mode = "ok"
+    later = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})
+    assert later["Pending"] is False
+    assert marks().get("Queue", "fake:one") == 0, "the mark never jumps over a pending record"
+    assert queue.journal.count_after("Queue", 0) == 2
+
+
+def test_needs_bootstrap_marks_the_assignment(fake, queue):
+    from uvctl import assignment
+
+    fake.mode = "needs-bootstrap"
+    out = queue.upsert_work_item(ITEM)
+    assert out["Pending"] is True and "tables vanished" in out["PendingReason"]
+    assert assignment.load()["Queue"]["State"] == "waiting-for-beacon"
+    fake.dispatched.clear()
+    fake.mode = "ok"
+    assert queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})["Pending"] is True
+    assert fake.dispatched == [], "no write-through until the backend is bootstrapped again"
+
+
+def test_manifest_bridge_writes_through_on_its_own_mark(fake, queue, manifests):
+    queue.upsert_work_item(ITEM)
+    out = manifests.upsert_manifest({"Hash": "run-1", "Status": "Complete"})
+    assert out["Pending"] is False and out["JournalSeq"] == 2
+    assert marks().get("Manifest", "fake:one") == 2 and marks().get("Queue", "fake:one") == 1
+
+
+def test_a_corrupt_assignment_file_never_loses_a_write(fake, queue, data_dir):
+    (data_dir / "persistence-assignment.json").write_text("{not json")
+    out = queue.upsert_work_item(ITEM)
+    assert out["Success"] is True and out["Pending"] is True
+    assert "persistence-assignment.json is corrupt" in out["PendingReason"]
+    assert json.loads(queue.journal.read("Queue", 0, 1)[0].settings["WorkItem"]["Settings"]) == {"Command": "true"}
