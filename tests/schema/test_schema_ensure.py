@@ -137,7 +137,7 @@ def test_removed_and_changed_columns_are_skipped_and_data_stays(db_url):
     def edit(tables):
         schema = tables["UVManifest"]["Schema"]
         schema[:] = [c for c in schema if c["Column"] != "OperationName"]
-        next(c for c in schema if c["Column"] == "RunMode")["Size"] = 64
+        next(c for c in schema if c["Column"] == "RunMode").update(Type="Integer", Size="int")
         next(c for c in schema if c["Column"] == "ElapsedMs").update(Type="String", Size=32)
         indexes = tables["UVManifest"]["Indexes"]
         indexes[:] = [i for i in indexes if i["Name"] != "IX_UVManifest_OpHash"]
@@ -214,3 +214,63 @@ def test_a_failing_statement_rolls_back_or_names_what_ran(db_url):
         assert "rolled back" in str(caught.value)
         assert "Region" not in columns
     assert len(_rows(db_url, "UVManifest")) == 2
+
+
+def test_every_descriptor_type_round_trips_without_noise(db_url):
+    from uvctl.schema.descriptor import TYPE_KINDS
+
+    schema = [{"Column": "IDEverything", "Type": "AutoIdentity", "Size": "Default"}]
+    schema += [{"Column": f"C{name}", "Type": name, "Size": "Default"} for name in TYPE_KINDS if name != "AutoIdentity"]
+    schema += [
+        {"Column": "CSized", "Type": "String", "Size": "250"},
+        {"Column": "CMoney", "Type": "Decimal", "Size": "12,4"},
+    ]
+    descriptor = {"Tables": [{"Scope": "Everything", "Schema": schema,
+                              "Indexes": [{"Name": "IX_Everything_Sized", "Columns": "CSized", "Unique": True}]}]}
+
+    first = ensure_schema(db_url, descriptor)
+    second = ensure_schema(db_url, descriptor)
+
+    assert first.tables_created == ["Everything"]
+    assert (second.statements, second.skipped, second.in_sync) == ([], [], True)
+
+
+def test_a_unique_constraint_counts_as_the_unique_index(db_url):
+    metadata = sa.MetaData()
+    sa.Table(
+        "Thing", metadata,
+        sa.Column("IDThing", sa.Integer, primary_key=True),
+        sa.Column("Code", sa.String(32), nullable=False, server_default=""),
+        sa.UniqueConstraint("Code", name="UQ_Thing_Code"),
+    )
+    engine = _engine(db_url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    descriptor = {"Tables": [{"Scope": "Thing", "Schema": [
+        {"Column": "IDThing", "Type": "AutoIdentity", "Size": "Default"},
+        {"Column": "Code", "Type": "String", "Size": 32},
+    ], "Indexes": [{"Name": "UQ_Thing_Code", "Columns": ["Code"], "Unique": True}]}]}
+
+    report = ensure_schema(db_url, descriptor)
+
+    assert (report.statements, report.skipped, report.in_sync) == ([], [], True)
+
+
+def test_a_meadow_created_sqlite_table_differs_only_where_storage_differs(sqlite_url):
+    engine = _engine(sqlite_url)
+    with engine.begin() as conn:  # how meadow's SQLite connector writes this table
+        conn.exec_driver_sql(
+            "CREATE TABLE UVQueueWorkItemAttempt (IDUVQueueWorkItemAttempt INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "WorkItemHash TEXT NOT NULL DEFAULT '', AttemptNumber INTEGER NOT NULL DEFAULT 0, "
+            "BeaconID TEXT NOT NULL DEFAULT '', StartedAt TEXT NOT NULL DEFAULT '', EndedAt TEXT NOT NULL DEFAULT '', "
+            "Outcome TEXT NOT NULL DEFAULT '', Error TEXT, CreateDate TEXT, Deleted INTEGER NOT NULL DEFAULT 0)"
+        )
+    engine.dispose()
+
+    report = ensure_schema(sqlite_url)
+
+    assert "UVQueueWorkItemAttempt" not in report.tables_created
+    assert report.indices_created.count("IX_UVQueueAttempt_HashNum") == 1
+    assert report.skipped == ["alter-column:UVQueueWorkItemAttempt.CreateDate (text → timestamp)"]

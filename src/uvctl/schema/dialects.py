@@ -51,6 +51,7 @@ class Dialect:
     if_guards: bool  # no IF NOT EXISTS at all: each statement gets an IF <missing> guard (T-SQL)
     fold_case: bool  # identifiers compare case-insensitively
     has_boolean: bool  # a real BOOLEAN type; elsewhere booleans are integers
+    enforces_length: bool  # VARCHAR(n) is a real limit (SQLite stores any string as TEXT)
     false_literal: str  # the default written for a boolean column
     types: dict[str, str] = field(default_factory=dict)  # kind → type, {size}/{precision}/{scale}
     table_options: tuple[tuple[str, str], ...] = ()  # MySQL: character set and collation
@@ -73,9 +74,13 @@ class Dialect:
         """The one normalization applied to both sides of a comparison.
 
         Engines without a BOOLEAN type store booleans as integers, and reflect them so.
+        SQLite ignores VARCHAR lengths (TEXT affinity), so a sized string there is text:
+        a table created by another tool with TEXT columns is not reported as different.
         """
         if family == "boolean" and not self.has_boolean:
             family = "integer"
+        if family == "string" and not self.enforces_length:
+            family, size = "text", ()
         return ColumnType(family, tuple(size))
 
     def key(self, name: str) -> str:
@@ -97,26 +102,26 @@ _COMMON = {
 DIALECTS: dict[str, Dialect] = {
     "sqlite": Dialect(
         "sqlite", transactional_ddl=True, index_if_not_exists=True, inline_indexes=False,
-        if_guards=False, fold_case=True, has_boolean=False, false_literal="0",
+        if_guards=False, fold_case=True, has_boolean=False, false_literal="0", enforces_length=False,
         types={**_COMMON, "boolean": "INTEGER", "double": "REAL", "timestamp": "DATETIME"},
     ),
     "postgres": Dialect(
         "postgres", transactional_ddl=True, index_if_not_exists=True, inline_indexes=False,
-        if_guards=False, fold_case=False, has_boolean=True, false_literal="FALSE",
+        if_guards=False, fold_case=False, has_boolean=True, false_literal="FALSE", enforces_length=True,
         types=dict(_COMMON),
     ),
     "mysql": Dialect(
         # LONGTEXT: TEXT holds only 64 KB and a manifest can be larger. utf8mb4_bin: full
         # Unicode, and unique keys compare exactly as on SQLite and PostgreSQL.
         "mysql", transactional_ddl=False, index_if_not_exists=False, inline_indexes=True,
-        if_guards=False, fold_case=True, has_boolean=False, false_literal="0",
+        if_guards=False, fold_case=True, has_boolean=False, false_literal="0", enforces_length=True,
         types={**_COMMON, "identity": "INT", "integer": "INT", "text": "LONGTEXT",
                "boolean": "TINYINT(1)", "double": "DOUBLE", "timestamp": "DATETIME"},
         table_options=(("CHARACTER SET", "utf8mb4"), ("COLLATE", "utf8mb4_bin")),
     ),
     "tsql": Dialect(
         "tsql", transactional_ddl=True, index_if_not_exists=False, inline_indexes=False,
-        if_guards=True, fold_case=True, has_boolean=True, false_literal="0",
+        if_guards=True, fold_case=True, has_boolean=True, false_literal="0", enforces_length=True,
         types={**_COMMON, "identity": "INT", "integer": "INT", "string": "NVARCHAR({size})",
                "text": "NVARCHAR(MAX)", "boolean": "BIT", "double": "FLOAT", "timestamp": "DATETIME2"},
     ),
