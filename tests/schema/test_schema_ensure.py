@@ -274,3 +274,29 @@ def test_a_meadow_created_sqlite_table_differs_only_where_storage_differs(sqlite
     assert "UVQueueWorkItemAttempt" not in report.tables_created
     assert report.indices_created.count("IX_UVQueueAttempt_HashNum") == 1
     assert report.skipped == ["alter-column:UVQueueWorkItemAttempt.CreateDate (text → timestamp)"]
+
+
+def test_changes_applied_concurrently_by_another_process_are_not_an_error(db_url, monkeypatch):
+    from uvctl.schema import ensure as ensure_module
+
+    def add(tables):
+        tables["UVManifest"]["Schema"].append({"Column": "Region", "Type": "String", "Size": 64})
+
+    descriptor = _descriptor(add)
+    ensure_schema(db_url)
+    real_live_model = ensure_module.live_model
+    stale = []
+
+    def stale_once(connection, dialect, names):
+        model = real_live_model(connection, dialect, names)
+        if not stale:  # the other process adds the column right after our first read
+            stale.append(model)
+            connection.rollback()
+            ensure_schema(db_url, descriptor)
+        return model
+
+    monkeypatch.setattr(ensure_module, "live_model", stale_once)
+    report = ensure_schema(db_url, descriptor)
+
+    assert report.columns_added == ["UVManifest.Region"]
+    assert any("concurrently" in note for note in report.notes)

@@ -53,6 +53,11 @@ def sqlite_file_missing(url: str) -> bool:
     return bool(database) and database != ":memory:" and not database.startswith("file:") and not Path(database).exists()
 
 
+def dialect_of(url: str):
+    """The uvctl dialect of ``url``, without creating an engine."""
+    return get_dialect(parse_url(url).get_backend_name())
+
+
 def create_engine(url: str):
     """A SQLAlchemy engine for ``url`` and its uvctl dialect, without connecting yet."""
     import sqlalchemy as sa

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UvctlError, mask_url
-from .connection import connected, create_engine, engine_label, first_line, sqlite_file_missing
+from ..errors import UsageError, UvctlError, mask_url
+from .connection import connected, dialect_of, engine_label, first_line, sqlite_file_missing
 from .descriptor import load_descriptor, validate_descriptor
 from .diff import Change, diff, forward_only
 from .dialects import Dialect
@@ -64,8 +64,6 @@ def _descriptor(descriptor) -> dict:
         return load_descriptor()
     problems = validate_descriptor(descriptor)
     if problems:
-        from ..errors import UsageError
-
         raise UsageError(f"schema descriptor has {len(problems)} problem(s); nothing was executed: " + "; ".join(problems))
     return descriptor
 
@@ -74,6 +72,8 @@ def plan(connection, dialect: Dialect, descriptor: dict) -> tuple[list[Change], 
     """``(forward, skipped)`` changes that would make the connected database match."""
     desired = desired_model(descriptor, dialect)
     live = live_model(connection, dialect, [t.name for t in desired.tables.values()])
+    if connection.in_transaction():  # release the reads' locks (SQLite) before any DDL
+        connection.rollback()
     return forward_only(diff(desired, live))
 
 
@@ -105,8 +105,7 @@ def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True
     descriptor = _descriptor(descriptor)
     if not execute and sqlite_file_missing(url):
         # a plan must not create the SQLite file it looks at
-        engine, dialect = create_engine(url)
-        engine.dispose()
+        dialect = dialect_of(url)
         forward, skipped = forward_only(diff(desired_model(descriptor, dialect), Model(dialect)))
         report = _report("sqlite", forward, skipped, dialect)
         report.notes.append("The SQLite file does not exist yet; ensure will create it.")
@@ -124,7 +123,14 @@ def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True
             report.notes.append("Plan only: nothing was executed.")
             return report
         if report.statements:
-            _execute(connection, dialect, report.statements, engine)
+            try:
+                _execute(connection, dialect, report.statements, engine)
+            except SchemaExecutionError:
+                # two processes bootstrapping at once: the other one may have applied the
+                # same changes between our plan and our DDL; only a still-pending plan fails
+                if plan(connection, dialect, descriptor)[0]:
+                    raise
+                report.notes.append("Another process applied the same changes concurrently; the database matches.")
             report.executed = True
         if report.in_sync and not skipped:
             report.notes.append("The database already matches the descriptor.")
@@ -139,8 +145,6 @@ def _execute(connection, dialect: Dialect, statements: list[str], engine: str) -
 
 
 def _execute_in_transaction(connection, dialect: Dialect, statements: list[str], engine: str) -> None:
-    if connection.in_transaction():  # the inspector's reads opened one; DDL gets its own
-        connection.rollback()
     with connection.begin() as transaction:
         if dialect.name == "postgres":
             connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'")
@@ -182,8 +186,7 @@ def introspect_schema(url: str, descriptor: dict | None = None) -> dict:
     """What exists in the database for each descriptor table, and what is missing."""
     descriptor = _descriptor(descriptor)
     if sqlite_file_missing(url):
-        engine, dialect = create_engine(url)
-        engine.dispose()
+        dialect = dialect_of(url)
         return _introspection("sqlite", desired_model(descriptor, dialect), Model(dialect))
     with connected(url) as (connection, dialect):
         desired = desired_model(descriptor, dialect)
