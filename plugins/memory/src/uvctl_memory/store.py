@@ -1,0 +1,247 @@
+"""The memory backend's data: four tables as lists of dicts, and one method per bridge action.
+
+This is the part a backend author replaces with their own storage. Every rule a backend
+must follow is visible here in a few lines each:
+
+- upserts are keyed by the natural key (``WorkItemHash``, ``Hash``) and merge the columns given;
+- events (``EventGUID``) and attempts (``WorkItemHash`` + ``AttemptNumber``) are append-only:
+  a second insert of the same key answers ``Success: True, AlreadyPresent: True`` and changes nothing;
+- manifest removal is a soft delete: the row stays, flagged ``Deleted``, and reads skip it;
+- bad input (a missing natural key, an unknown action, a bad filter) is a failed envelope
+  with a ``Reason``, never an exception, and writes nothing;
+- an update of a row the store does not have changes nothing and still succeeds: the
+  journal keeps such updates (the row may exist in a backend it did not create), and a
+  failure would stop every later flush at that record.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+from uvctl.actions import envelope, failure
+
+#: ``Limit`` when a filter gives none, and the range it is clamped to.
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+
+WORK_ITEM_FILTERS = ("AssignedBeaconID", "RunID", "Capability", "OperationHash")
+MANIFEST_FILTERS = ("OperationHash",)
+DEFAULT_WORK_ITEM_ORDER = "EnqueuedAt ASC"
+DEFAULT_MANIFEST_ORDER = "StartTime ASC"
+
+
+class BadInput(Exception):
+    """Input the store refuses; :meth:`MemoryStore.apply` turns it into a failed envelope."""
+
+
+@lru_cache(maxsize=None)
+def columns_of(table: str) -> frozenset:
+    """The UV columns of ``table``, from the schema descriptor uvctl ships."""
+    from uvctl.schema import table_columns
+
+    return frozenset(col["Column"] for col in table_columns()[table])
+
+
+def clamp_limit(value) -> int:
+    """Ultravisor's rule: a missing or zero ``Limit`` means 500; anything else is clamped to 1..5000."""
+    if not value:
+        return DEFAULT_LIMIT
+    try:
+        return max(1, min(MAX_LIMIT, int(value)))
+    except (TypeError, ValueError):
+        raise BadInput(f"Limit must be a whole number, got {value!r}") from None
+
+
+def order_rows(rows: list[dict], order_by: str, table: str) -> list[dict]:
+    """Sort by ``"Column DIR"`` (a column of ``table``); DIR starting with DESC is descending.
+
+    Rows without a value sort last; ties keep insertion order (Python's sort is stable,
+    also with ``reverse=True``), so results are deterministic.
+    """
+    column, _, direction = str(order_by).strip().partition(" ")
+    if column not in columns_of(table):
+        raise BadInput(f"cannot order by {column!r}: not a column of {table}")
+    descending = direction.strip().upper().startswith("DESC")
+    present = [r for r in rows if r.get(column) is not None]
+    missing = [r for r in rows if r.get(column) is None]
+    present.sort(key=lambda r: r[column], reverse=descending)
+    return present + missing
+
+
+def matches(row: dict, flt: dict, exact_keys: tuple[str, ...]) -> bool:
+    """True when ``row`` passes ``Status`` (a string or a list) and every exact-match key of ``flt``."""
+    status = flt.get("Status")
+    if isinstance(status, (list, tuple)):
+        if row.get("Status") not in status:
+            return False
+    elif status not in (None, ""):
+        if row.get("Status") != status:
+            return False
+    return all(row.get(key) == flt[key] for key in exact_keys if flt.get(key) not in (None, ""))
+
+
+class MemoryStore:
+    """The four UV tables of one named in-process store."""
+
+    def __init__(self):
+        self.work_items: dict[str, dict] = {}  # WorkItemHash → row
+        self.events: dict[str, dict] = {}  # EventGUID → row
+        self.attempts: dict[tuple[str, int], dict] = {}  # (WorkItemHash, AttemptNumber) → row
+        self.manifests: dict[str, dict] = {}  # Hash → row (with Deleted)
+        self._next_id = 0
+
+    def apply(self, name: str, settings: dict) -> dict:
+        """Run one bridge action and return its envelope."""
+        method = getattr(self, name, None) if name.startswith(("QP_", "MS_")) else None
+        if method is None:
+            return failure(f"unknown action {name!r}; expected one of the QP_* / MS_* bridge actions")
+        try:
+            return method(**_settings_for(method, settings))
+        except BadInput as exc:
+            return failure(f"{name}: {exc}")
+
+    def _new_row(self, id_column: str, record: dict) -> dict:
+        self._next_id += 1
+        return {**copy.deepcopy(record), id_column: self._next_id}
+
+    def _upsert(self, table: dict, key, id_column: str, record: dict) -> dict:
+        """Insert ``record`` under ``key``, or merge it into the row already there."""
+        if key not in table:
+            table[key] = self._new_row(id_column, record)
+        else:
+            _merge(table[key], record, id_column)
+        return table[key]
+
+    # --- Queue writes -------------------------------------------------------------------
+
+    def QP_UpsertWorkItem(self, WorkItem=None):
+        key = (WorkItem or {}).get("WorkItemHash")
+        if not key:
+            return failure("QP_UpsertWorkItem needs WorkItem.WorkItemHash (the natural key)")
+        row = self._upsert(self.work_items, key, "IDUVQueueWorkItem", WorkItem)
+        return envelope(WorkItem=_public(row))
+
+    def QP_UpdateWorkItem(self, WorkItemHash=None, Patch=None):
+        if not WorkItemHash:
+            return failure("QP_UpdateWorkItem needs WorkItemHash")
+        row = self.work_items.get(WorkItemHash)
+        if row is None:
+            return envelope()  # nothing to update: a no-op, so a flush never stalls on it
+        _merge(row, Patch, "IDUVQueueWorkItem", "WorkItemHash")
+        return envelope(WorkItem=_public(row))
+
+    def QP_AppendEvent(self, Event=None):
+        Event = Event or {}
+        if not Event.get("EventGUID") or not Event.get("WorkItemHash"):
+            return failure("QP_AppendEvent needs Event.EventGUID and Event.WorkItemHash")
+        if Event["EventGUID"] in self.events:
+            return envelope(AlreadyPresent=True)
+        self.events[Event["EventGUID"]] = self._new_row("IDUVQueueWorkItemEvent", Event)
+        return envelope()
+
+    def QP_InsertAttempt(self, Attempt=None):
+        key = _attempt_key((Attempt or {}).get("WorkItemHash"), (Attempt or {}).get("AttemptNumber"))
+        if key is None:
+            return failure("QP_InsertAttempt needs Attempt.WorkItemHash and Attempt.AttemptNumber")
+        if key in self.attempts:
+            return envelope(AlreadyPresent=True)
+        self.attempts[key] = self._new_row("IDUVQueueWorkItemAttempt", Attempt)
+        return envelope()
+
+    def QP_UpdateAttemptOutcome(self, WorkItemHash=None, AttemptNumber=None, Patch=None):
+        key = _attempt_key(WorkItemHash, AttemptNumber)
+        if key is None:
+            return failure("QP_UpdateAttemptOutcome needs WorkItemHash and AttemptNumber")
+        row = self.attempts.get(key)
+        if row is None:
+            return envelope()  # as for work items: updating nothing is not an error
+        _merge(row, Patch, "IDUVQueueWorkItemAttempt", "WorkItemHash", "AttemptNumber")
+        return envelope()
+
+    # --- Queue reads --------------------------------------------------------------------
+
+    def QP_GetWorkItemByHash(self, WorkItemHash=None):
+        row = self.work_items.get(WorkItemHash or "")
+        return envelope(row is not None, WorkItem=_public(row) if row else None)
+
+    def QP_ListWorkItems(self, Filter=None):
+        flt = Filter or {}
+        rows = [r for r in self.work_items.values() if matches(r, flt, WORK_ITEM_FILTERS)]
+        rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_WORK_ITEM_ORDER, "UVQueueWorkItem")
+        return envelope(WorkItems=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
+
+    def QP_GetEvents(self, WorkItemHash=None, Limit=None):
+        rows = [r for r in self.events.values() if r.get("WorkItemHash") == WorkItemHash]
+        rows.sort(key=lambda r: (r.get("Seq") or 0, r["IDUVQueueWorkItemEvent"]))
+        return envelope(Events=[_public(r) for r in rows[: clamp_limit(Limit)]])
+
+    # --- Manifests ----------------------------------------------------------------------
+
+    def MS_UpsertManifest(self, Manifest=None):
+        key = (Manifest or {}).get("Hash")
+        if not key:
+            return failure("MS_UpsertManifest needs Manifest.Hash (the natural key)")
+        row = self._upsert(self.manifests, key, "IDUVManifest", Manifest)
+        row["Deleted"] = False  # upserting a removed manifest brings it back
+        return envelope(Manifest=_public(row))
+
+    def MS_RemoveManifest(self, RunHash=None):
+        if not RunHash:
+            return failure("MS_RemoveManifest needs RunHash")
+        row = self.manifests.get(RunHash)
+        if row is None or row["Deleted"]:
+            return envelope(AlreadyAbsent=True)  # replaying a removal is not an error
+        row["Deleted"] = True
+        return envelope()
+
+    def MS_GetManifest(self, RunHash=None):
+        row = self.manifests.get(RunHash or "")
+        found = row is not None and not row["Deleted"]
+        return envelope(found, Manifest=_public(row) if found else None)
+
+    def MS_ListManifests(self, Filter=None):
+        flt = Filter or {}
+        rows = [r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt, MANIFEST_FILTERS)]
+        rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_MANIFEST_ORDER, "UVManifest")
+        return envelope(Manifests=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
+
+    def lookup(self, table: str, key: dict):
+        """The row ID of a natural key in ``table``, or None (the ``uvctl_lookup`` hook)."""
+        if table == "UVQueueWorkItem":
+            row = self.work_items.get(key.get("WorkItemHash"))
+        elif table == "UVQueueWorkItemEvent":
+            row = self.events.get(key.get("EventGUID"))
+        elif table == "UVQueueWorkItemAttempt":
+            row = self.attempts.get(_attempt_key(key.get("WorkItemHash"), key.get("AttemptNumber")))
+        elif table == "UVManifest":
+            row = self.manifests.get(key.get("Hash"))
+            row = None if row is None or row["Deleted"] else row
+        else:
+            return None
+        return None if row is None else row[f"ID{table}"]
+
+
+def _attempt_key(work_item_hash, attempt_number):
+    if not work_item_hash or attempt_number is None or attempt_number == "":
+        return None
+    try:
+        return (work_item_hash, int(attempt_number))
+    except (TypeError, ValueError):
+        return None
+
+
+def _merge(row: dict, values: dict | None, *protected: str) -> None:
+    """Copy ``values`` into ``row``, never touching the row ID or the natural key."""
+    row.update({k: copy.deepcopy(v) for k, v in (values or {}).items() if k not in protected})
+
+
+def _public(row: dict) -> dict:
+    """A copy of ``row`` without the store's bookkeeping, safe to hand to callers."""
+    return {k: copy.deepcopy(v) for k, v in row.items() if k != "Deleted"}
+
+
+def _settings_for(method, settings: dict) -> dict:
+    """Only the Settings keys the action takes (unknown keys are ignored, as upstream does)."""
+    names = method.__code__.co_varnames[1 : method.__code__.co_argcount]
+    return {name: settings[name] for name in names if name in (settings or {})}
