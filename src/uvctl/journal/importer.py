@@ -1,9 +1,15 @@
 """Import into the journal: a JSONL file of bridge actions, or an Ultravisor data directory.
 
 Both imports are all or nothing (one journal transaction) and idempotent: importing the same
-source again journals nothing. Events get deterministic EventGUIDs (UUIDv5 of the source row),
-work items, attempts and manifests are matched by natural key and skipped when unchanged; an
-attempt that changed at the source since the last import becomes an outcome update.
+source again journals nothing.
+
+- JSONL lines are a history: each line is remembered by its content and its occurrence in
+  the file, so re-importing the file (or a longer version of it) journals only new lines.
+  Events without an EventGUID get a deterministic one (UUIDv5 of the same key).
+- A data dir is a snapshot: events get deterministic EventGUIDs (UUIDv5 of the source row);
+  work items, attempts and manifests are matched by natural key and skipped when unchanged,
+  so a later import of the same data dir brings only what changed there since (an attempt
+  that changed becomes an outcome update).
 
 Ultravisor data directory (reference: ultravisor-datadir.md):
 
@@ -48,14 +54,16 @@ def import_path(journal, path, staging=None, manifests: bool = True) -> dict:
     path = Path(path).expanduser().resolve()  # StagingPath is stored absolute, as Ultravisor writes it
     if not path.exists():
         raise UsageError(f"{path} does not exist; give a JSONL file of bridge actions or an Ultravisor data directory")
+    keys = None
     if path.is_dir():
         actions, report = read_datadir(path, staging, manifests)
     else:
         if staging is not None:
             raise UsageError("--staging only applies to an Ultravisor data directory, not to a JSONL file")
-        actions, report = read_jsonl(path), {"Source": str(path), "Kind": "jsonl"}
-        report["Read"] = {"Actions": len(actions)}
-    done = journal.apply(actions, reimport=True)
+        keyed = read_jsonl(path)
+        actions, keys = [a for a, _ in keyed], [k for _, k in keyed]
+        report = {"Source": str(path), "Kind": "jsonl", "Read": {"Actions": len(actions)}}
+    done = journal.apply(actions, reimport=True, source_keys=keys)
     outcomes = defaultdict(int)
     for item in done:
         outcomes[item.outcome] += 1
@@ -71,8 +79,12 @@ def import_path(journal, path, staging=None, manifests: bool = True) -> dict:
 
 
 # ---------------------------------------------------------------------- JSONL
-def read_jsonl(path: Path) -> list[Action]:
-    """Parse and normalize every line of a JSONL file of bridge actions; the first bad line is an error."""
+def read_jsonl(path: Path) -> list[tuple[Action, str]]:
+    """Every line of a JSONL file of bridge actions, normalized, with its source key.
+
+    The key is the line's content and its occurrence in the file, so re-importing the file
+    (or a longer version of it) skips the lines imported before. The first bad line is an error.
+    """
     actions, seen = [], defaultdict(int)
     try:
         handle = path.open("r", encoding="utf-8")
@@ -88,7 +100,7 @@ def read_jsonl(path: Path) -> list[Action]:
     return actions
 
 
-def _jsonl_action(path: Path, number: int, line: str, seen: dict) -> Action:
+def _jsonl_action(path: Path, number: int, line: str, seen: dict) -> tuple[Action, str]:
     where = f"{path} line {number}"
     try:
         entry = json.loads(line)
@@ -99,12 +111,13 @@ def _jsonl_action(path: Path, number: int, line: str, seen: dict) -> Action:
                 if isinstance(entry, dict) and {"t", "op"} <= set(entry) else "")
         raise UsageError(f'{where}: expected {{"Action": "QP_...", "Settings": {{...}}}}{hint}; nothing was imported')
     name, settings = entry["Action"], entry.get("Settings")
+    canonical = json.dumps([name, settings], sort_keys=True, separators=(",", ":"), default=str)
+    seen[canonical] += 1
+    source_key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, canonical)}|{seen[canonical]}"
     if name == "QP_AppendEvent" and isinstance(settings, dict) and isinstance(settings.get("Event"), dict):
         event = settings["Event"]
         if not event.get("EventGUID"):
             # Same event text, same occurrence in the file → same GUID on every import.
-            canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), default=str)
-            seen[canonical] += 1
             guid = uuid.uuid5(IMPORT_NAMESPACE, f"jsonl|{canonical}|{seen[canonical]}")
             settings = {**settings, "Event": {**event, "EventGUID": str(guid)}}
     try:
@@ -113,7 +126,7 @@ def _jsonl_action(path: Path, number: int, line: str, seen: dict) -> Action:
         raise UsageError(f"{where}: {exc}; nothing was imported") from None
     if not action.is_write:
         raise UsageError(f"{where}: {name} is a read action; only write actions can be imported, nothing was imported")
-    return action
+    return action, source_key
 
 
 # ---------------------------------------------------------------------- data dir

@@ -56,6 +56,7 @@ class Recorded:
     ``outcome`` is ``applied`` (logged, state changed), ``not-found`` (logged, but the
     record it patches is not in the journal: the backend may still have it),
     ``duplicate`` (an event or attempt already journaled: not logged again),
+    ``already-imported`` (the same source line was imported before: not logged),
     ``unchanged`` (the state already equals it: not logged) or ``already-absent``
     (removing a manifest that is already removed: not logged).
     """
@@ -127,6 +128,7 @@ class Journal:
                 "action TEXT NOT NULL, settings TEXT NOT NULL, recorded_at TEXT NOT NULL)"
             )
             conn.execute("CREATE INDEX IF NOT EXISTS IX_log_bridge_seq ON log (bridge, seq)")
+            conn.execute("CREATE TABLE IF NOT EXISTS imported (source_key TEXT PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
             for spec in tables().values():
                 cols = ", ".join(f'"{c}" {_sql_type(spec.types[c])}' for c in spec.columns)
                 conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({cols})')
@@ -172,19 +174,31 @@ class Journal:
         """Journal ``actions`` in order, all in one transaction (all or nothing)."""
         return [r.action for r in self.apply(actions)]
 
-    def apply(self, actions, reimport: bool = False) -> list[Recorded]:
+    def apply(self, actions, reimport: bool = False, source_keys=None) -> list[Recorded]:
         """Journal ``actions`` in one transaction and say what each one did.
 
         With ``reimport``, an attempt that is already journaled but differs becomes a
         ``QP_UpdateAttemptOutcome`` of the differing columns (a source re-read later).
+        ``source_keys`` (one string per action) names where each action came from: an
+        action whose key was imported before is skipped (outcome ``already-imported``).
         """
         actions = list(actions)
         for action in actions:
             if not action.is_write:
                 raise UsageError(f"{action.name} is a read; only write actions can be journaled")
+        keys = list(source_keys) if source_keys is not None else [None] * len(actions)
         with self._transaction():
             stamp = now_iso()
-            return [self._apply_one(action, stamp, reimport) for action in actions]
+            out = []
+            for action, key in zip(actions, keys):
+                if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
+                    out.append(Recorded(action, "already-imported"))
+                    continue
+                done = self._apply_one(action, stamp, reimport)
+                if key is not None:
+                    self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
+                out.append(done)
+            return out
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
         name, s = action.name, action.settings

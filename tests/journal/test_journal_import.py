@@ -1,0 +1,280 @@
+"""`uvctl journal import|stats|prune` on a generated Ultravisor data dir and on JSONL files."""
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import uuid
+
+import pytest
+
+from uvctl.errors import UsageError
+from uvctl.journal import Journal
+from uvctl.journal.importer import import_path
+
+
+def source_rows(datadir, sql):
+    conn = sqlite3.connect(datadir / "data" / "beacon" / "beacon-queue.sqlite")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def fingerprint(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_json(cli_runner, args):
+    result = cli_runner(args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+# ---------------------------------------------------------------------- data dir
+def test_data_dir_import_maps_every_row(cli_runner, example_datadir, journal):
+    report = run_json(cli_runner, ["journal", "import", str(example_datadir), "--json"])
+    items, events, attempts = (source_rows(example_datadir, f"SELECT COUNT(*) FROM {t}")[0][0]
+                               for t in ("BeaconWorkItem", "BeaconWorkItemEvent", "BeaconWorkItemAttempt"))
+    assert report["Read"] == {"WorkItems": items, "Events": events, "Attempts": attempts, "Manifests": 3}
+    assert report["Journaled"] == items + events + attempts + 3 and report["FirstSeq"] == 1
+    assert report["StagingRoot"] == str((example_datadir / "staging").resolve())
+
+    stats = journal.stats()["State"]
+    assert (stats["WorkItems"], stats["Events"], stats["Attempts"], stats["Manifests"]) == (items, events, attempts, 3)
+
+    # work items: every source row, columns carried over, QueueMetadata stripped, Health parsed
+    for hash_, status, health, settings, result in source_rows(
+            example_datadir, "SELECT WorkItemHash, Status, Health, Settings, Result FROM BeaconWorkItem"):
+        row = journal.get_work_item(hash_)
+        assert row["Status"] == status and row["Health"] == (float(health) if health else 0.0)
+        expected = json.loads(settings)
+        expected.pop("QueueMetadata", None)
+        assert json.loads(row["Settings"]) == expected
+        assert row["Result"] == (result or "")
+    # events: Seq = source id, deterministic GUID, EmittedAt from the timeline or the item
+    source_events = source_rows(example_datadir, "SELECT IDBeaconWorkItemEvent, WorkItemHash, EventType FROM BeaconWorkItemEvent")
+    for event_id, hash_, kind in source_events:
+        got = [e for e in journal.get_events(hash_) if e["Seq"] == event_id]
+        assert len(got) == 1 and got[0]["EventType"] == kind
+        assert uuid.UUID(got[0]["EventGUID"]).version == 5
+        assert got[0]["EmittedAt"].endswith("Z"), f"{kind} event has no time"
+    timeline = dict(((h, k.lower()), at) for h, k, at in source_rows(
+        example_datadir, "SELECT WorkItemHash, EventType, At FROM TimelineRecord"))
+    hash_, kind = next((h, k) for _, h, k in source_events if k == "completed")
+    assert [e["EmittedAt"] for e in journal.get_events(hash_) if e["EventType"] == kind] == [timeline[(hash_, kind)]]
+    # attempts: DispatchedAt → StartedAt, CompletedAt → EndedAt, ErrorMessage → Error
+    hash_, dispatched, completed, message = source_rows(
+        example_datadir, "SELECT WorkItemHash, DispatchedAt, CompletedAt, ErrorMessage FROM BeaconWorkItemAttempt WHERE Outcome = 'Error'")[0]
+    attempt = journal.get_attempts(hash_)[0]
+    assert (attempt["StartedAt"], attempt["EndedAt"], attempt["Error"], attempt["Outcome"]) == (dispatched, completed, message, "Error")
+
+
+def test_manifests_come_from_the_staging_root(example_datadir, journal):
+    from uvctl.bridge import ManifestBridge
+
+    import_path(journal, example_datadir)
+    files = sorted((example_datadir / "staging").glob("*/Manifest_*.json"))
+    with ManifestBridge(journal) as bridge:
+        for file in files:
+            sent = json.loads(file.read_text())
+            got = bridge.get_manifest(sent["Hash"])["Manifest"]
+            assert got["Status"] == sent["Status"] and got["TaskOutputs"] == sent["TaskOutputs"]
+            assert got["StagingPath"] == str(file.parent.resolve()) and got["Live"] is False
+        waiting = bridge.list_manifests({"Status": "Waiting"})["Manifests"]
+        assert len(waiting) == 1
+
+
+def test_reimport_adds_nothing_and_the_source_is_never_touched(cli_runner, example_datadir, journal):
+    before = fingerprint(example_datadir)
+    run_json(cli_runner, ["journal", "import", str(example_datadir), "--json"])
+    last = journal.last_seq()
+    again = run_json(cli_runner, ["journal", "import", str(example_datadir / "data"), "--json"])
+    assert again["Journaled"] == 0 and again["Skipped"] == again["Read"]["WorkItems"] + again["Read"]["Events"] + \
+        again["Read"]["Attempts"] + again["Read"]["Manifests"]
+    assert journal.last_seq() == last
+    assert fingerprint(example_datadir) == before
+    text = cli_runner(["journal", "import", str(example_datadir)]).output
+    assert "nothing new" in text
+
+
+def test_rows_only_in_the_wal_are_imported_and_later_changes_are_picked_up(example_datadir, tmp_path, journal):
+    import_path(journal, example_datadir)
+    first_last = journal.last_seq()
+    db = example_datadir / "data" / "beacon" / "beacon-queue.sqlite"
+    live = sqlite3.connect(db)  # Ultravisor still running: its changes sit in the -wal file
+    live.execute("PRAGMA wal_autocheckpoint = 0")
+    with live:
+        running = live.execute("SELECT WorkItemHash FROM BeaconWorkItem WHERE Status = 'Running'").fetchone()[0]
+        live.execute("UPDATE BeaconWorkItem SET Status = 'Complete', CompletedAt = 'tEnd' WHERE WorkItemHash = ?", (running,))
+        live.execute("UPDATE BeaconWorkItemAttempt SET Outcome = 'Complete', CompletedAt = 'tEnd' WHERE WorkItemHash = ?", (running,))
+        live.execute("INSERT INTO BeaconWorkItemEvent (WorkItemHash, RunID, EventType, FromStatus, ToStatus, BeaconID, Payload) "
+                     "VALUES (?, '', 'completed', 'Running', 'Complete', 'b', '{}')", (running,))
+    copy = tmp_path / "copied"
+    (copy / "beacon").mkdir(parents=True)
+    for suffix in ("", "-wal"):
+        shutil.copyfile(f"{db}{suffix}", copy / "beacon" / f"beacon-queue.sqlite{suffix}")
+    live.close()
+    assert (copy / "beacon" / "beacon-queue.sqlite-wal").stat().st_size > 0
+
+    report = import_path(journal, copy, manifests=False)
+    assert report["Outcomes"] == {"applied": 3, "duplicate": report["Read"]["Events"] - 1 + report["Read"]["Attempts"] - 1,
+                                  "unchanged": report["Read"]["WorkItems"] - 1}
+    assert journal.get_work_item(running)["Status"] == "Complete"
+    assert journal.get_attempts(running)[0]["Outcome"] == "Complete"
+    assert [e["EventType"] for e in journal.get_events(running)][-1] == "completed"
+    names = [a.name for a in journal.read("Queue", first_last, 10)]
+    assert names == ["QP_UpsertWorkItem", "QP_AppendEvent", "QP_UpdateAttemptOutcome"]
+
+
+@pytest.mark.parametrize("problem", ["empty", "no-tables", "not-sqlite", "bad-manifest", "manifest-without-hash"])
+def test_bad_data_dirs_are_one_clear_error_and_import_nothing(cli_runner, example_datadir, tmp_path, journal, problem):
+    target = example_datadir
+    db = example_datadir / "data" / "beacon" / "beacon-queue.sqlite"
+    manifest = sorted((example_datadir / "staging").glob("*/Manifest_*.json"))[-1]
+    if problem == "empty":
+        target = tmp_path / "empty"
+        target.mkdir()
+        expected = "is not an Ultravisor data directory"
+    elif problem == "no-tables":
+        db.unlink()
+        sqlite3.connect(db).execute("CREATE TABLE Other (x)").connection.close()
+        expected = "has no BeaconWorkItem, BeaconWorkItemEvent, BeaconWorkItemAttempt table(s)"
+    elif problem == "not-sqlite":
+        db.write_bytes(b"garbage" * 1000)
+        expected = "is not a readable Ultravisor queue database"
+    elif problem == "bad-manifest":
+        manifest.write_text('{"Hash": "run-x", ')
+        expected = f"manifest {manifest.resolve()} is not valid JSON"
+    else:
+        manifest.write_text('{"Status": "Complete"}')
+        expected = "has no Hash"
+    result = cli_runner(["journal", "import", str(target)])
+    assert result.exit_code == 2
+    assert expected in result.output and result.output.startswith("uvctl: error: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert journal.last_seq() == 0
+
+
+def test_no_manifests_and_explicit_staging(cli_runner, example_datadir, tmp_path, journal):
+    report = run_json(cli_runner, ["journal", "import", str(example_datadir / "data"), "--no-manifests", "--json"])
+    assert report["Read"]["Manifests"] == 0 and report["StagingRoot"] is None
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(example_datadir / "staging"), moved)
+    report = run_json(cli_runner, ["journal", "import", str(example_datadir), "--staging", str(moved), "--json"])
+    assert report["Read"]["Manifests"] == 3 and report["Journaled"] == 3
+
+
+# ---------------------------------------------------------------------- JSONL
+LINES = [
+    {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-1", "Settings": {"a": 1}, "Status": "Pending"}}},
+    {"Action": "QP_AppendEvent", "Settings": {"Event": {"WorkItemHash": "wi-1", "RunID": "r", "EventType": "enqueued", "Payload": {}}}},
+    {"Action": "QP_AppendEvent", "Settings": {"Event": {"WorkItemHash": "wi-1", "RunID": "r", "EventType": "enqueued", "Payload": {}}}},
+    {"Action": "QP_UpdateWorkItem", "Settings": {"WorkItemHash": "wi-1", "Patch": {"Status": "Running", "StalledAt": "x"}}},
+    {"Action": "QP_InsertAttempt", "Settings": {"Attempt": {"WorkItemHash": "wi-1", "AttemptNumber": 1, "DispatchedAt": "t1"}}},
+    {"Action": "MS_UpsertManifest", "Settings": {"Manifest": {"Hash": "run-1", "Status": "Complete", "Output": {"x": 1}}}},
+]
+
+
+def write_jsonl(path, entries, extra=""):
+    path.write_text("\n".join(json.dumps(e) for e in entries) + "\n" + extra)
+    return path
+
+
+def test_jsonl_import_is_idempotent_and_appends_only_new_lines(cli_runner, tmp_path, journal):
+    file = write_jsonl(tmp_path / "actions.jsonl", LINES, extra="\n")
+    report = run_json(cli_runner, ["journal", "import", str(file), "--json"])
+    assert report["Kind"] == "jsonl" and report["Journaled"] == 6
+    assert len(journal.get_events("wi-1")) == 2, "two identical events on two lines are two events"
+    assert journal.get_work_item("wi-1")["Status"] == "Running"
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 0
+    more = {"Action": "QP_AppendEvent", "Settings": {"Event": {"WorkItemHash": "wi-1", "EventType": "dispatched"}}}
+    write_jsonl(file, LINES + [more])
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 1
+    assert len(journal.get_events("wi-1")) == 3
+
+
+@pytest.mark.parametrize(
+    "bad_line, expected",
+    [
+        ("{not json", "line 3: not valid JSON"),
+        ('["QP_UpsertWorkItem"]', 'line 3: expected {"Action": "QP_...", "Settings": {...}}'),
+        ('{"t": "2026", "op": "enqueue", "d": {}}', "looks like Ultravisor's queue-journal.jsonl"),
+        ('{"Action": "QP_Nope", "Settings": {}}', "line 3: unknown bridge action 'QP_Nope'"),
+        ('{"Action": "QP_GetEvents", "Settings": {"WorkItemHash": "wi-1"}}', "line 3: QP_GetEvents is a read action"),
+        ('{"Action": "QP_InsertAttempt", "Settings": {"Attempt": {"WorkItemHash": "wi-1"}}}', "line 3: QP_InsertAttempt: AttemptNumber is required"),
+    ],
+)
+def test_a_bad_jsonl_line_names_its_number_and_imports_nothing(cli_runner, tmp_path, journal, bad_line, expected):
+    file = tmp_path / "actions.jsonl"
+    file.write_text("\n".join([json.dumps(LINES[0]), json.dumps(LINES[1]), bad_line, json.dumps(LINES[5])]) + "\n")
+    result = cli_runner(["journal", "import", str(file)])
+    assert result.exit_code == 2 and expected in result.output and "nothing was imported" in result.output
+    assert journal.last_seq() == 0 and journal.get_work_item("wi-1") is None
+
+
+def test_other_bad_import_inputs(cli_runner, tmp_path, journal):
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b'{"Action": "\xff\xfe"}\n')
+    result = cli_runner(["journal", "import", str(binary)])
+    assert result.exit_code == 2 and "is not UTF-8 text" in result.output
+    result = cli_runner(["journal", "import", str(tmp_path / "missing.jsonl")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    file = write_jsonl(tmp_path / "a.jsonl", LINES[:1])
+    result = cli_runner(["journal", "import", str(file), "--staging", str(tmp_path)])
+    assert result.exit_code == 2 and "--staging only applies" in result.output
+    with pytest.raises(UsageError):
+        import_path(journal, tmp_path / "nope")
+
+
+# ---------------------------------------------------------------------- stats and prune
+def test_stats_text_and_json(cli_runner, example_datadir):
+    run_json(cli_runner, ["journal", "import", str(example_datadir), "--json"])
+    stats = run_json(cli_runner, ["journal", "stats", "--json"])
+    assert stats["Log"]["Manifest"]["Records"] == 3 and stats["State"]["Manifests"] == 3
+    assert stats["Backends"]["Queue"]["HighWaterMark"] is None and stats["Backends"]["Queue"]["Reason"]
+    text = cli_runner(["journal", "stats"]).output
+    assert "3 log records" in text and "work items by status" in text
+
+
+def test_prune_with_no_assignment_prunes_nothing_and_says_why(cli_runner, example_datadir, journal):
+    import_path(journal, example_datadir)
+    last = journal.last_seq()
+    result = cli_runner(["journal", "prune"])
+    assert result.exit_code == 0 and "pruned 0 log records" in result.output and "assign" in result.output
+    assert journal.count_after("Queue", 0) + journal.count_after("Manifest", 0) == last
+
+
+def test_prune_removes_only_what_the_assigned_backend_acknowledged(cli_runner, example_datadir, journal, sqlite_url):
+    assignment = pytest.importorskip("uvctl.assignment")
+    flush = pytest.importorskip("uvctl.flush")
+    from uvctl import host
+
+    import_path(journal, example_datadir)
+    queue_last = journal.last_seq("Queue")
+    assignment.assign("sql", {"Db": sqlite_url})
+    identity = host.backend_info("sql").identity_of({"Db": sqlite_url})
+    flush.HighWaterMarks().advance("Queue", identity, 10)
+
+    dry = run_json(cli_runner, ["journal", "prune", "--dry-run", "--json"])
+    assert dry["Bridges"]["Queue"]["Pruned"] == 10 and journal.count_after("Queue", 0) == queue_last
+    done = run_json(cli_runner, ["journal", "prune", "--json"])
+    assert done["Bridges"]["Queue"]["Pruned"] == 10 and done["Bridges"]["Manifest"]["Pruned"] == 0
+    assert "acknowledged nothing" in done["Bridges"]["Manifest"]["Reason"]
+    assert [a.seq for a in journal.read("Queue", 0, 1)] == [11]
+    assert journal.count_after("Manifest", 0) == 3
+    assert run_json(cli_runner, ["journal", "prune", "--json"])["Bridges"]["Queue"]["Pruned"] == 0
+
+
+def test_imported_data_dir_flushes_to_sql_and_then_prunes_fully(example_datadir, journal, sqlite_url):
+    assignment = pytest.importorskip("uvctl.assignment")
+    flush = pytest.importorskip("uvctl.flush")
+    from uvctl.journal.retention import prune_acknowledged
+
+    import_path(journal, example_datadir)
+    assignment.assign("sql", {"Db": sqlite_url})
+    report = flush.flush(batch_size=40)
+    assert report.ok, report.to_dict()
+    pruned = prune_acknowledged(journal)
+    assert pruned["Queue"]["Pruned"] == journal.last_seq("Queue") and pruned["Manifest"]["Pruned"] == 3
+    assert journal.count_after("Queue", 0) == 0 and journal.stats()["State"]["WorkItems"] == 24
