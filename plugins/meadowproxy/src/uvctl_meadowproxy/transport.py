@@ -1,0 +1,85 @@
+"""How a meadow request travels: straight over HTTP (``direct``) or as a mesh work item.
+
+Both transports take ``(method, path, body)`` with an already percent-encoded path and
+a JSON string body, and answer an :class:`HttpAnswer` (the meadow server's status and
+raw text). ``direct`` retries connection errors and 502/503 with backoff; ``mesh``
+wraps each request in a ``MeadowProxy``/``Request`` work item for one named beacon
+(the coordinator client does the retrying there). A beacon's refusal (allowlist, writes
+disabled, connection errors on its side) raises :class:`uvctl.mesh.WorkError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from uvctl.errors import BackendUnavailable
+from uvctl.mesh import WorkError, split_credentials
+
+@dataclass
+class HttpAnswer:
+    """A meadow server's answer: HTTP status, raw body text, lower-case headers."""
+
+    status: int
+    text: str
+    headers: dict = field(default_factory=dict)
+
+
+class DirectTransport:
+    """httpx with keep-alive to a meadow REST server or a databeacon's base URL."""
+
+    def __init__(self, url: str, remote_user: str, *, timeout: float = 30.0, retries: int = 3,
+                 backoff: float = 0.2, verify=True):
+        from uvctl.mesh.http import RetryingClient
+
+        self.base_url, _, _ = split_credentials(url)
+        self.remote_user = remote_user
+        self.http = RetryingClient(self.base_url, what=self.describe(), timeout=timeout, retries=retries,
+                                   backoff=backoff, verify=verify, headers={"X-Beacon-User": remote_user})
+
+    def describe(self) -> str:
+        return f"meadow REST server at {self.base_url}"
+
+    def request(self, method: str, path: str, body: str | None = None) -> HttpAnswer:
+        """Send one request; BackendUnavailable when the server cannot be reached."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        content = body.encode("utf-8") if body is not None else None
+        try:
+            response = self.http.request(method, path, content=content, headers=headers)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(f"{exc}; the records stay pending") from None
+        return HttpAnswer(response.status_code, response.text, dict(response.headers))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class MeshTransport:
+    """Each request is a ``MeadowProxy``/``Request`` work item for the beacon ``beacon``."""
+
+    def __init__(self, coordinator, beacon: str, remote_user: str, *, timeout_ms: int = 30000):
+        self.coordinator = coordinator
+        self.beacon = beacon
+        self.remote_user = remote_user
+        self.timeout_ms = timeout_ms
+
+    def describe(self) -> str:
+        return f"beacon {self.beacon!r} via the coordinator at {self.coordinator.display_url}"
+
+    def run(self, capability: str, action: str, settings: dict, timeout_ms: int | None = None) -> dict:
+        """Any work item on the assigned beacon (bootstrap steps); its Outputs."""
+        return self.coordinator.dispatch(capability, action, settings, self.beacon, timeout_ms or self.timeout_ms)
+
+    def request(self, method: str, path: str, body: str | None = None) -> HttpAnswer:
+        settings = {"Method": method, "Path": path, "RemoteUser": self.remote_user}
+        if body is not None:
+            settings["Body"] = body
+        outputs = self.run("MeadowProxy", "Request", settings)
+        status = outputs.get("Status")
+        if not isinstance(status, int):
+            raise WorkError(f"beacon {self.beacon!r} answered MeadowProxy/Request without an HTTP Status")
+        text = outputs.get("Body")
+        headers = outputs.get("Headers") if isinstance(outputs.get("Headers"), dict) else {}
+        return HttpAnswer(status, text if isinstance(text, str) else "", headers)
+
+    def close(self) -> None:
+        self.coordinator.close()
