@@ -9,6 +9,8 @@ from ..errors import UsageError, UvctlError, mask_secrets, mask_url
 from .dialects import get_dialect
 
 CONNECT_TIMEOUT = 10  # seconds; an unreachable server fails instead of hanging
+_TIMEOUT_DRIVERS = ("psycopg", "psycopg2", "pymysql", "mysqldb")  # drivers that take connect_timeout
+SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another writer (a flush) to release the file
 
 #: Python driver module → what to install for it.
 _DRIVER_PACKAGES = {
@@ -65,9 +67,13 @@ def create_engine(url: str):
 
     parsed = parse_url(url)
     masked = mask_url(url)
-    backend = parsed.get_backend_name()
-    dialect = get_dialect(backend)
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if backend in ("postgresql", "mysql", "mariadb") else {}
+    dialect = get_dialect(parsed.get_backend_name())
+    if dialect.name == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT}
+    elif parsed.get_driver_name() in _TIMEOUT_DRIVERS:
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT}
+    else:
+        connect_args = {}
     try:
         engine = sa.create_engine(parsed, connect_args=connect_args)
     except NoSuchModuleError:
