@@ -1,0 +1,101 @@
+"""The path an outside author takes: a plugin in its own folder, installed through its entry
+point, found by ``uvctl plugins``, assigned, flushed to, and passing the conformance kit.
+
+The example lives in ``example_plugin/`` with its own pyproject.toml; the session installs
+it into this environment with pip (editable), as its README tells an author to. Every
+uvctl call runs in a fresh process, exactly as a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from uvctl_memory import MemoryStore
+
+from uvctl.testing import BackendConformance
+
+EXAMPLE = Path(__file__).parent / "example_plugin"
+
+
+def _installed_from_example() -> bool:
+    code = "import uvctl_example_jsonl, sys; sys.stdout.write(uvctl_example_jsonl.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return out.returncode == 0 and Path(out.stdout).resolve().is_relative_to(EXAMPLE.resolve())
+
+
+@pytest.fixture(scope="session")
+def example_plugin():
+    """The example plugin folder, pip-installed (editable) into this environment."""
+    with FileLock(str(Path(sys.prefix) / "uvctl-example-plugin.lock")):
+        if not _installed_from_example():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "-e", str(EXAMPLE)],
+                check=True,
+            )
+    return EXAMPLE
+
+
+def uvctl(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "uvctl", *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_uvctl_plugins_finds_the_installed_plugin(example_plugin):
+    out = uvctl("plugins", "--json")
+    assert out.returncode == 0, out.stderr
+    row = {r["name"]: r for r in json.loads(out.stdout)}["example_jsonl"]
+    assert (row["version"], row["builtin"], row["error"]) == ("0.1.0", False, None)
+    assert row["hooks"] == ["uvctl_bootstrap", "uvctl_dispatch", "uvctl_register_backends"]
+    assert [b["name"] for b in row["backends"]] == ["example_jsonl"]
+    only_memory = uvctl("plugins", "--json", env={"UVCTL_LOAD_PLUGINS": "memory"})
+    assert "example_jsonl" not in {r["name"] for r in json.loads(only_memory.stdout)}
+
+
+def test_assign_and_flush_deliver_the_journal_to_the_plugin(example_plugin, tmp_path):
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({"Action": n, "Settings": s}) + "\n" for n, s in BackendConformance().history()))
+    target = tmp_path / "delivered" / "rows.jsonl"
+    imported = uvctl("journal", "import", str(history), "--json")
+    assert imported.returncode == 0, imported.stderr
+    assigned = uvctl("persistence", "assign", "--backend", "example_jsonl", "--path", str(target), "--json")
+    assert assigned.returncode == 0, assigned.stderr
+    flushed = uvctl("flush", "--json")
+    assert flushed.returncode == 0, flushed.stderr
+
+    store = MemoryStore()
+    lines = target.read_text().splitlines()
+    for line in lines:
+        entry = json.loads(line)
+        assert store.apply(entry["Action"], entry["Settings"])["Success"] is True
+    assert {h: row["Status"] for h, row in store.work_items.items()} == {"wi-1": "Complete", "wi-2": "Pending"}
+    assert sorted(store.events) == sorted(s["Event"]["EventGUID"] for n, s in BackendConformance().history() if n == "QP_AppendEvent")
+    assert [(h, m["Deleted"]) for h, m in sorted(store.manifests.items())] == [("run-1", False), ("run-2", True)]
+
+    status = json.loads(uvctl("persistence", "status", "--json").stdout)
+    assert status["Queue"]["State"] == "bootstrapped" and status["Queue"]["Pending"] == 0
+    assert uvctl("flush", "--json").returncode == 0
+    assert target.read_text().splitlines() == lines, "a second flush must send nothing"
+
+
+def test_missing_required_option_is_one_clear_line(example_plugin):
+    out = uvctl("persistence", "assign", "--backend", "example_jsonl")
+    assert out.returncode != 0
+    assert "--path" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_plugin_passes_the_conformance_kit_in_its_own_session(example_plugin, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--basetemp", str(tmp_path / "kit")],
+        cwd=example_plugin,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "passed" in out.stdout and "failed" not in out.stdout
