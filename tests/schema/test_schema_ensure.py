@@ -300,3 +300,15 @@ def test_changes_applied_concurrently_by_another_process_are_not_an_error(db_url
 
     assert report.columns_added == ["UVManifest.Region"]
     assert any("concurrently" in note for note in report.notes)
+
+
+def test_an_index_name_taken_by_a_foreign_table_fails_loudly(sqlite_url):
+    engine = _engine(sqlite_url)
+    with engine.begin() as conn:  # SQLite index names are per database, not per table
+        conn.exec_driver_sql("CREATE TABLE legacy_thing (hash VARCHAR(128))")
+        conn.exec_driver_sql('CREATE INDEX "IX_UVManifest_Hash" ON legacy_thing (hash)')
+    engine.dispose()
+
+    with pytest.raises(SchemaExecutionError, match="IX_UVManifest_Hash already exists.*rolled back"):
+        ensure_schema(sqlite_url)
+    assert ensure_schema(sqlite_url, execute=False).tables_created == list(UV_TABLES)

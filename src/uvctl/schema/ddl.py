@@ -73,8 +73,8 @@ def _index_columns(index: Index):
     return [exp.column(name, quoted=True) for name in index.columns]
 
 
-def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()) -> str:
-    """CREATE TABLE IF NOT EXISTS (T-SQL: IF OBJECT_ID(...) IS NULL CREATE TABLE).
+def create_table(table: Table, dialect: Dialect, indexes: list[Index] = (), guarded: bool = True) -> str:
+    """CREATE TABLE, ``guarded`` by IF NOT EXISTS (T-SQL: IF OBJECT_ID(...) IS NULL).
 
     On engines with ``inline_indexes`` the ``indexes`` are declared inside the statement.
     """
@@ -93,21 +93,21 @@ def create_table(table: Table, dialect: Dialect, indexes: list[Index] = ()) -> s
         )
     create = exp.Create(
         kind="TABLE",
-        exists=not dialect.if_guards,
+        exists=guarded and not dialect.if_guards,
         this=exp.Schema(this=_table_ref(table.name), expressions=body),
         properties=properties,
     )
     missing = exp.Is(this=exp.func("OBJECT_ID", _string(table.name), _string("U")), expression=exp.null())
-    return _guarded(create, missing, dialect)
+    return _guarded(create, missing, dialect, guarded)
 
 
-def create_index(table_name: str, index: Index, dialect: Dialect) -> str:
-    """CREATE [UNIQUE] INDEX, with IF NOT EXISTS where the engine has it (T-SQL: a sys.indexes guard)."""
+def create_index(table_name: str, index: Index, dialect: Dialect, guarded: bool = True) -> str:
+    """CREATE [UNIQUE] INDEX, ``guarded`` by IF NOT EXISTS where the engine has it (T-SQL: sys.indexes)."""
     exp = _sqlglot()
     create = exp.Create(
         kind="INDEX",
         unique=index.unique,  # only on Create: on Index too, sqlglot writes UNIQUE twice
-        exists=dialect.index_if_not_exists,
+        exists=guarded and dialect.index_if_not_exists,
         this=exp.Index(
             this=_identifier(index.name),
             table=_table_ref(table_name),
@@ -120,22 +120,22 @@ def create_index(table_name: str, index: Index, dialect: Dialect) -> str:
         .where(exp.column("object_id").eq(exp.func("OBJECT_ID", _string(table_name))))
         .where(exp.column("name").eq(_string(index.name)))
     )
-    return _guarded(create, exp.Not(this=exp.Exists(this=lookup)), dialect)
+    return _guarded(create, exp.Not(this=exp.Exists(this=lookup)), dialect, guarded)
 
 
-def add_column(table_name: str, column: Column, dialect: Dialect) -> str:
-    """ALTER TABLE ... ADD [COLUMN] (T-SQL: guarded by IF COL_LENGTH(...) IS NULL)."""
+def add_column(table_name: str, column: Column, dialect: Dialect, guarded: bool = True) -> str:
+    """ALTER TABLE ... ADD [COLUMN] (T-SQL: ``guarded`` by IF COL_LENGTH(...) IS NULL)."""
     exp = _sqlglot()
     alter = exp.Alter(kind="TABLE", this=_table_ref(table_name), actions=[column_def(column, dialect)])
     missing = exp.Is(this=exp.func("COL_LENGTH", _string(table_name), _string(column.name)), expression=exp.null())
-    return _guarded(alter, missing, dialect)
+    return _guarded(alter, missing, dialect, guarded)
 
 
 def _string(value: str):
     return _sqlglot().Literal.string(value)
 
 
-def _guarded(statement, missing, dialect: Dialect) -> str:
+def _guarded(statement, missing, dialect: Dialect, guarded: bool) -> str:
     """``statement`` as SQL, on T-SQL prefixed by ``IF <missing>``.
 
     T-SQL has no IF NOT EXISTS on ALTER/CREATE INDEX. sqlglot's own emulation wraps the
@@ -143,20 +143,25 @@ def _guarded(statement, missing, dialect: Dialect) -> str:
     an IF followed by one statement needs neither.
     """
     sql = statement.sql(dialect=dialect.name)
-    return f"IF {missing.sql(dialect=dialect.name)} {sql}" if dialect.if_guards else sql
+    return f"IF {missing.sql(dialect=dialect.name)} {sql}" if guarded and dialect.if_guards else sql
 
 
-def statements(changes: list[Change], dialect: Dialect) -> list[str]:
-    """The SQL of the forward ``changes``, in a safe order: tables, columns, then indexes."""
+def statements(changes: list[Change], dialect: Dialect, guarded: bool = False) -> list[str]:
+    """The SQL of the forward ``changes``, in a safe order: tables, columns, then indexes.
+
+    ``ensure`` runs them unguarded: it planned them because the objects are missing, so an
+    "already exists" (say, an index name taken by another table) must fail loudly instead
+    of being skipped silently and planned again on every run. Scripts are ``guarded``.
+    """
     inline = {c.table for c in changes if c.action == "create-table"} if dialect.inline_indexes else set()
     out: list[str] = []
     for change in changes:
         if change.action == "create-table":
             indexes = [c.subject for c in changes if c.action == "create-index" and c.table == change.table]
-            out.append(create_table(change.subject, dialect, indexes if change.table in inline else ()))
-    out += [add_column(c.table, c.subject, dialect) for c in changes if c.action == "add-column"]
+            out.append(create_table(change.subject, dialect, indexes if change.table in inline else (), guarded))
+    out += [add_column(c.table, c.subject, dialect, guarded) for c in changes if c.action == "add-column"]
     out += [
-        create_index(c.table, c.subject, dialect)
+        create_index(c.table, c.subject, dialect, guarded)
         for c in changes
         if c.action == "create-index" and c.table not in inline
     ]
@@ -166,4 +171,4 @@ def statements(changes: list[Change], dialect: Dialect) -> list[str]:
 def create_script(descriptor: dict, dialect_name: str) -> list[str]:
     """Every statement that creates ``descriptor`` on an empty database of ``dialect_name``."""
     dialect = get_dialect(dialect_name)
-    return statements(diff(desired_model(descriptor, dialect), Model(dialect)), dialect)
+    return statements(diff(desired_model(descriptor, dialect), Model(dialect)), dialect, guarded=True)
