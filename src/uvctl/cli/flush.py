@@ -1,3 +1,53 @@
-"""`uvctl flush` commands (to be written)."""
+"""``uvctl flush``: send the journal's pending records to the assigned backends."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from .output import emit, json_option
+
+
+@click.command(name="flush")
+@click.option("--replay", is_flag=True, help="Send everything from the first journal record (safe: delivery is idempotent).")
+@click.option("--batch-size", type=int, default=500, show_default=True, metavar="N",
+              help="Records per batch (one transaction each; the mark advances after each).")
+@click.option("--dry-run", is_flag=True, help="Only say how many records each bridge would send.")
+@json_option
+def flush_command(replay, batch_size, dry_run, as_json):
+    """Send every journal record past each backend's high-water mark, in order, in batches.
+
+    A failing batch stops the run with an error and a non-zero exit; the mark stays at the
+    last acknowledged batch, so the next 'uvctl flush' resumes there. Only one flush runs
+    at a time per journal.
+    """
+    from ..errors import UvctlError
+    from ..flush import flush
+    from .output import progress
+
+    report = flush(replay=replay, batch_size=batch_size, dry_run=dry_run, progress=progress)
+    emit(report.to_dict(), as_json, _print_report)
+    if not report.ok:
+        raise UvctlError(
+            f"{report.error}; the high-water mark stays at the last acknowledged batch, run 'uvctl flush' again to resume",
+            exit_code=3 if report.unavailable else 1,
+        )
+
+
+def _print_report(data: dict) -> None:
+    for bridge, row in data["Bridges"].items():
+        target = row["Identity"] or row["Backend"]
+        if row["State"] == "unassigned":
+            click.echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
+        elif row["State"] == "dry-run":
+            click.echo(f"{bridge}: would send {row['Pending']} records to {target} (from seq {row['FromSeq']})")
+        elif row["State"] == "up-to-date":
+            click.echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
+        else:
+            click.echo(
+                f"{bridge}: sent {row['Sent']} records in {row['Batches']} batches to {target} "
+                f"({row['AlreadyPresent']} already present); high-water mark {row['HighWaterMark']}, "
+                f"{row['Pending']} pending"
+            )
+
+
+COMMANDS = [flush_command]

@@ -1,0 +1,192 @@
+"""Flush: send every journal record past a backend's high-water mark, in seq order, in batches.
+
+Per bridge: read the log rows with ``seq > HWM(identity)`` a batch at a time (the journal is
+streamed, never loaded whole), dispatch the batch, and only when every action of it is
+acknowledged (``AlreadyPresent`` counts) write the new mark. The first failing batch stops
+the run; its mark stays at the last acknowledged batch and the next run resumes there.
+A crash between a commit and the mark write only makes the next run resend one batch,
+which the backend absorbs: upserts and updates converge, inserts come back AlreadyPresent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+
+from ..actions import MANIFEST, QUEUE
+from ..errors import BackendUnavailable, UsageError, UvctlError, mask_secrets
+
+BRIDGES = (QUEUE, MANIFEST)
+MAX_BATCH = 10000
+
+
+@dataclass
+class BridgeFlush:
+    """What a flush did for one bridge."""
+
+    Bridge: str
+    State: str = "unassigned"  # unassigned | up-to-date | flushed | dry-run | failed
+    Backend: str | None = None
+    Identity: str | None = None
+    FromSeq: int = 0
+    HighWaterMark: int | None = None
+    Sent: int = 0
+    AlreadyPresent: int = 0
+    Batches: int = 0
+    Pending: int = 0
+    Error: str | None = None
+
+
+@dataclass
+class FlushReport:
+    """The result of :func:`flush`: one :class:`BridgeFlush` per bridge asked for."""
+
+    Replay: bool
+    DryRun: bool
+    BatchSize: int
+    Bridges: list = field(default_factory=list)
+    unavailable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(b.State != "failed" for b in self.Bridges)
+
+    @property
+    def error(self) -> str | None:
+        """The first failure, as one line."""
+        for b in self.Bridges:
+            if b.State == "failed":
+                return f"flush of {b.Bridge} to {b.Identity or b.Backend} stopped: {b.Error}"
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            "Replay": self.Replay,
+            "DryRun": self.DryRun,
+            "BatchSize": self.BatchSize,
+            "Success": self.ok,
+            "Error": self.error,
+            "Bridges": {b.Bridge: asdict(b) for b in self.Bridges},
+        }
+
+
+@contextlib.contextmanager
+def _no_progress(total, label):
+    class _Bar:
+        def update(self, n):
+            pass
+
+    yield _Bar()
+
+
+def flush(bridges=BRIDGES, replay: bool = False, batch_size: int = 500, dry_run: bool = False,
+          progress=None, journal=None) -> FlushReport:
+    """Flush the journal to each bridge's assigned backend; see the module docstring.
+
+    ``progress(total, label)`` is a context manager yielding an object with ``update(n)``
+    (:func:`uvctl.cli.output.progress`). ``journal`` defaults to the data dir's journal.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise UsageError(f"--batch-size must be a whole number from 1 to {MAX_BATCH}, got {batch_size!r}")
+    bridges = tuple(bridges)
+    for bridge in bridges:
+        if bridge not in BRIDGES:
+            raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
+    from ..journal import Journal
+    from .lock import FlushLock
+
+    report = FlushReport(Replay=replay, DryRun=dry_run, BatchSize=batch_size)
+    with contextlib.ExitStack() as stack:
+        if journal is None:
+            journal = stack.enter_context(Journal.open())
+        if not dry_run:
+            stack.enter_context(FlushLock())
+        for bridge in bridges:
+            result = _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress or _no_progress, report)
+            report.Bridges.append(result)
+            if result.State == "failed":
+                break
+    return report
+
+
+def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report) -> BridgeFlush:
+    from .. import assignment
+    from .hwm import HighWaterMarks
+
+    result = BridgeFlush(Bridge=bridge)
+    try:
+        handle = assignment.backend_for(bridge)
+    except UvctlError as exc:
+        return _failed(result, str(exc))
+    if handle is None:
+        result.Pending = journal.count_after(bridge, 0)
+        return result
+    marks = HighWaterMarks()
+    result.Backend, result.Identity = handle.name, handle.identity
+    mark = marks.get(bridge, handle.identity)
+    result.HighWaterMark = mark
+    result.FromSeq = 0 if replay else mark
+    end = journal.last_seq(bridge)
+    total = journal.count_after(bridge, result.FromSeq)
+    result.Pending = journal.count_after(bridge, mark)
+    if dry_run:
+        result.State, result.Sent = "dry-run", 0
+        result.Pending = total
+        return result
+    if total == 0:
+        result.State = "up-to-date"
+        return result
+    try:
+        handle = assignment.backend_for(bridge, bootstrap=True)
+    except UvctlError as exc:
+        return _failed(result, str(exc))
+    if handle is None:
+        entry = assignment.load()[bridge] or {}
+        return _failed(result, f"the backend is not ready ({entry.get('State')}: {entry.get('LastError')}); "
+                               f"see 'uvctl persistence status'")
+    after = result.FromSeq
+    with progress(total, f"flush {bridge}") as bar:
+        while True:
+            batch = [a for a in journal.read(bridge, after, batch_size) if a.seq <= end]
+            if not batch:
+                break
+            problem = _send(handle, batch, result)
+            if problem is not None:
+                if isinstance(problem, BackendUnavailable):
+                    report.unavailable = True
+                result.Pending = journal.count_after(bridge, result.HighWaterMark)
+                return _failed(result, str(problem))
+            after = batch[-1].seq
+            result.HighWaterMark = marks.advance(bridge, handle.identity, after)
+            result.Batches += 1
+            result.Sent += len(batch)
+            bar.update(len(batch))
+    result.State = "flushed"
+    result.Pending = journal.count_after(bridge, result.HighWaterMark)
+    return result
+
+
+def _send(handle, batch, result) -> Exception | None:
+    """Dispatch one batch; None when every action was acknowledged, else what went wrong."""
+    from .. import assignment, host
+
+    try:
+        answers = host.dispatch(handle, batch)
+    except UvctlError as exc:
+        return exc
+    except Exception as exc:  # a third-party backend's bug must stop the run with its message
+        return UvctlError(f"backend {handle.name!r} failed: {type(exc).__name__}: {mask_secrets(str(exc))}")
+    for action, answer in zip(batch, answers):
+        if answer.get("NeedsBootstrap"):
+            assignment.mark_needs_bootstrap(action.bridge, answer.get("Reason") or "the backend lost its schema")
+        if not answer.get("Success") and not answer.get("AlreadyPresent"):
+            return UvctlError(f"the batch of seq {batch[0].seq}..{batch[-1].seq} was refused at seq {action.seq} "
+                              f"({action.name}): {answer.get('Reason') or 'no reason given'}")
+    result.AlreadyPresent += sum(1 for answer in answers if answer.get("AlreadyPresent"))
+    return None
+
+
+def _failed(result: BridgeFlush, message: str) -> BridgeFlush:
+    result.State = "failed"
+    result.Error = mask_secrets(message)
+    return result

@@ -1,0 +1,235 @@
+"""``uvctl flush``: seq order, batches, the high-water mark file, failures, replay, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from uvctl import assignment
+from uvctl.errors import UvctlError
+from uvctl.flush import HighWaterMarks, flush
+
+from .conftest import TcpProxy, assert_database_equals_journal, record, traffic, via_proxy
+
+
+def _run_uvctl(args, data_dir, **kwargs):
+    env = {**os.environ, "UVCTL_DATA_DIR": str(data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "uvctl", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _full_tables(url) -> dict:
+    """Every column of every UV table except UpdateDate (it records when a row was last written)."""
+    engine = sa.create_engine(url)
+    md = sa.MetaData()
+    with engine.connect() as conn:
+        md.reflect(bind=conn)
+        out = {}
+        for name in ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest"):
+            t = md.tables[name]
+            cols = [c for c in t.columns if c.name != "UpdateDate"]
+            out[name] = [tuple(r) for r in conn.execute(sa.select(*cols).order_by(t.primary_key.columns.values()[0]))]
+    engine.dispose()
+    return out
+
+
+def test_flush_delivers_in_batches_and_keeps_a_mark_per_identity(db_url, journal, cli_runner, data_dir, sql_assigned):
+    record(journal, traffic(25, manifests=6))
+    handle = sql_assigned(db_url)
+    result = cli_runner(["flush", "--batch-size", "7", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    queue = report["Bridges"]["Queue"]
+    assert queue["State"] == "flushed" and queue["Pending"] == 0
+    assert queue["Sent"] == journal.count_after("Queue", 0)
+    assert queue["Batches"] == -(-queue["Sent"] // 7)
+    assert_database_equals_journal(db_url, journal)
+    hwm_file = data_dir / "persistence-bridge-hwm.json"
+    assert stat.S_IMODE(hwm_file.stat().st_mode) == 0o600
+    assert json.loads(hwm_file.read_text()) == {
+        "Queue": {handle.identity: journal.last_seq("Queue")},
+        "Manifest": {handle.identity: journal.last_seq("Manifest")},
+    }
+    again = json.loads(cli_runner(["flush", "--json"]).output)
+    assert again["Bridges"]["Queue"]["State"] == "up-to-date" and again["Bridges"]["Queue"]["Sent"] == 0
+
+
+def test_replay_twice_gives_identical_tables(db_url, journal, sql_assigned):
+    record(journal, traffic(20, manifests=9))
+    sql_assigned(db_url)
+    assert flush(batch_size=50, journal=journal).ok
+    first = _full_tables(db_url)
+    for _ in range(2):
+        report = flush(replay=True, batch_size=13, journal=journal)
+        assert report.ok
+        assert report.Bridges[0].Sent == journal.count_after("Queue", 0)
+        assert report.Bridges[0].AlreadyPresent > 0
+        assert _full_tables(db_url) == first
+    assert_database_equals_journal(db_url, journal)
+
+
+def test_first_failing_batch_stops_the_run_and_the_next_run_resumes(pg_url, journal, cli_runner, sql_assigned):
+    calls = traffic(12)
+    bad_at = len(calls) // 2
+    calls.insert(bad_at, ("QP_UpdateWorkItem", {"WorkItemHash": calls[0][1]["WorkItem"]["WorkItemHash"],
+                                                 "Patch": {"Status": "S" * 40}}))  # Status is VARCHAR(32)
+    record(journal, calls)
+    handle = sql_assigned(pg_url)
+    result = cli_runner(["flush", "--batch-size", "10"])
+    assert result.exit_code == 1
+    log = journal.read("Queue", 0, 10000)
+    first = (bad_at // 10) * 10  # the failing batch starts here
+    batch = f"seq {log[first].seq}..{log[min(first + 9, len(log) - 1)].seq} was refused"
+    assert batch in result.output and "StringDataRightTruncation" in result.output
+    assert "run 'uvctl flush' again" in result.output
+    mark = HighWaterMarks().get("Queue", handle.identity)
+    assert mark == log[first - 1].seq  # the last acknowledged batch
+    assert journal.count_after("Queue", mark) == len(calls) - (bad_at // 10) * 10
+
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # the operator widens the column; the next run resumes
+        conn.execute(sa.text('ALTER TABLE "UVQueueWorkItem" ALTER COLUMN "Status" TYPE VARCHAR(64)'))
+    engine.dispose()
+    assignment.mark_needs_bootstrap("Queue", "schema changed by hand")
+    result = cli_runner(["flush", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["Bridges"]["Queue"]["FromSeq"] == mark
+    assert_database_equals_journal(pg_url, journal)
+
+
+def test_unreachable_backend_keeps_records_pending_until_it_is_back(pg_url, journal, cli_runner, sql_assigned):
+    from sqlalchemy.engine import make_url
+
+    proxy = TcpProxy(make_url(pg_url).port or 5432).start()
+    url = via_proxy(pg_url, proxy)
+    sql_assigned(url)
+    record(journal, traffic(5, manifests=2))
+    proxy.stop()
+    try:
+        result = cli_runner(["flush"])
+        assert result.exit_code == 3
+        assert "cannot reach database" in result.output
+        assert json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).output)["Queue"]["Pending"] \
+            == journal.count_after("Queue", 0)
+    finally:
+        proxy.start()
+    result = cli_runner(["flush"])
+    assert result.exit_code == 0, result.output
+    assert_database_equals_journal(pg_url, journal)
+    proxy.stop()
+
+
+def test_write_through_with_the_backend_stopped_then_flush_delivers(pg_url, journal, cli_runner, sql_assigned):
+    bridge_module = pytest.importorskip("uvctl.bridge")
+    from sqlalchemy.engine import make_url
+
+    proxy = TcpProxy(make_url(pg_url).port or 5432).start()
+    url = via_proxy(pg_url, proxy)
+    handle = sql_assigned(url)
+    queue = bridge_module.QueueBridge(journal)
+    manifests = bridge_module.ManifestBridge(journal)
+    answer = queue.upsert_work_item({"WorkItemHash": "wi-1", "Status": "Pending", "Settings": {"a": 1}})
+    assert answer["Success"] and not answer.get("Pending")
+    assert HighWaterMarks().get("Queue", handle.identity) == journal.last_seq("Queue")
+
+    proxy.stop()  # the database goes away: writes still succeed, pending in the journal
+    try:
+        answers = [
+            queue.update_work_item("wi-1", {"Status": "Running"}),
+            queue.append_event({"WorkItemHash": "wi-1", "EventType": "dispatched", "Payload": {"x": 1}}),
+            queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 1, "DispatchedAt": "2026-11-26T10:00:00.000Z"}),
+            queue.upsert_work_item({"WorkItemHash": "wi-2", "Status": "Pending"}),
+            manifests.upsert_manifest({"Hash": "run-1", "Status": "Complete", "Output": {"ok": True}}),
+        ]
+        assert all(a["Success"] and a["Pending"] for a in answers)
+        status = json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).output)
+        assert status["Queue"]["Pending"] == 4 and status["Manifest"]["Pending"] == 1
+    finally:
+        proxy.start()
+    result = cli_runner(["flush", "--json"])
+    assert result.exit_code == 0, result.output
+    assert_database_equals_journal(pg_url, journal)
+    later = queue.update_work_item("wi-2", {"Status": "Complete"})  # write-through works again
+    assert later["Success"] and not later.get("Pending")
+    assert_database_equals_journal(pg_url, journal)
+    proxy.stop()
+
+
+def test_dry_run_sends_nothing_and_unassigned_bridges_stay_pending(journal, cli_runner, sqlite_url, sql_assigned):
+    record(journal, traffic(3, manifests=2))
+    result = cli_runner(["flush", "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["Bridges"]["Queue"] == {**report["Bridges"]["Queue"], "State": "unassigned",
+                                           "Pending": journal.count_after("Queue", 0)}
+    sql_assigned(sqlite_url)
+    result = cli_runner(["flush", "--dry-run", "--json"])
+    report = json.loads(result.output)
+    assert report["Bridges"]["Queue"]["State"] == "dry-run"
+    assert report["Bridges"]["Queue"]["Pending"] == journal.count_after("Queue", 0)
+    assert flush(journal=journal, dry_run=True).Bridges[1].Pending == journal.count_after("Manifest", 0)
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text('SELECT COUNT(*) FROM "UVQueueWorkItem"')).scalar() == 0
+    engine.dispose()
+    text = cli_runner(["flush", "--dry-run"]).output
+    assert "would send" in text
+    for bad in (["--batch-size", "0"], ["--batch-size", "100001"]):
+        result = cli_runner(["flush", *bad])
+        assert result.exit_code == 2 and "--batch-size" in result.output
+
+
+def test_high_water_marks_only_move_forward(data_dir):
+    marks = HighWaterMarks()
+    assert marks.get("Queue", "sql:x") == 0
+    assert marks.advance("Queue", "sql:x", 10) == 10
+    assert marks.advance("Queue", "sql:x", 4) == 10
+    assert marks.advance_from("Queue", "sql:x", 9, 11) is False
+    assert marks.advance_from("Queue", "sql:x", 10, 11) is True
+    assert marks.get("Queue", "sql:x") == 11 and marks.get("Manifest", "sql:x") == 0
+    marks.path.write_text('{"Queue": {"sql:x": "2026-11-26T10:00:00.000Z"}}')
+    with pytest.raises(UvctlError, match="persistence-bridge-hwm.json is corrupt"):
+        marks.get("Queue", "sql:x")
+    marks.path.write_text("{nope")
+    with pytest.raises(UvctlError, match="persistence-bridge-hwm.json is corrupt"):
+        marks.advance("Queue", "sql:x", 12)
+    assert marks.path.read_text() == "{nope"
+
+
+def test_a_second_flush_is_refused_and_says_who_holds_the_lock(journal, cli_runner, data_dir, sqlite_url, sql_assigned):
+    record(journal, traffic(2))
+    sql_assigned(sqlite_url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from uvctl.flush import FlushLock\n"
+                               "with FlushLock():\n    print('held', flush=True); time.sleep(60)"],
+        env={**os.environ, "UVCTL_DATA_DIR": str(data_dir)}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = cli_runner(["flush"])
+        assert result.exit_code == 1
+        assert "another flush is running" in result.output and f"pid {holder.pid}" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    result = cli_runner(["flush"])  # the killed holder's lock is gone with it
+    assert result.exit_code == 0, result.output
+    assert_database_equals_journal(sqlite_url, journal)
+
+
+def test_two_flushes_started_together_never_deliver_twice(journal, data_dir, sqlite_url, sql_assigned):
+    record(journal, traffic(150, manifests=20))
+    sql_assigned(sqlite_url)
+    runs = [_run_uvctl(["flush", "--batch-size", "20", "--json"], data_dir) for _ in range(2)]
+    outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in runs]
+    for code, out, err in outcomes:
+        assert code == 0 or "another flush is running" in err, err
+    delivered = [json.loads(out)["Bridges"]["Queue"]["Sent"] for code, out, _ in outcomes if code == 0]
+    assert sum(delivered) == journal.count_after("Queue", 0)
+    assert_database_equals_journal(sqlite_url, journal)
