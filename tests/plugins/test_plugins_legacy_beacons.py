@@ -193,3 +193,34 @@ def unused_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def test_assign_reports_waiting_for_beacon_until_the_coordinator_lists_it(cli_runner, coordinator):
+    assign = ["persistence", "assign", "--backend", "legacy_beacons", "--url", coordinator.url, "--beacon", "persist-1", "--json"]
+    result = cli_runner(assign)
+    assert result.exit_code == 0, result.output
+    status = json.loads(cli_runner(["persistence", "status", "--json"]).output)
+    assert {status[b]["State"] for b in ("Queue", "Manifest")} == {"waiting-for-beacon"}
+    assert "persist-1" in status["Queue"]["LastError"]
+    coordinator.add_beacon("persist-1")
+    status = json.loads(cli_runner(["persistence", "status", "--json"]).output)
+    assert {status[b]["State"] for b in ("Queue", "Manifest")} == {"bootstrapped"}
+
+
+def test_flush_delivers_the_journal_to_the_legacy_beacon(cli_runner, coordinator, tmp_path):
+    beacon = coordinator.add_beacon("persist-1")
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps({"Action": n, "Settings": s}) + "\n" for n, s in BackendConformance().history()))
+    assert cli_runner(["journal", "import", str(history)]).exit_code == 0
+    assigned = cli_runner(["persistence", "assign", "--backend", "legacy_beacons", "--url", coordinator.url, "--beacon", "persist-1"])
+    assert assigned.exit_code == 0, assigned.output
+    flushed = cli_runner(["flush", "--json"])
+    assert flushed.exit_code == 0, flushed.output
+    assert {h: row["Status"] for h, row in beacon.store.work_items.items()} == {"wi-1": "Complete", "wi-2": "Pending"}
+    assert sorted(h for h, m in beacon.store.manifests.items() if not m["Deleted"]) == ["run-1"]
+    assert {d["AffinityKey"] for d in coordinator.dispatches} == {"persist-1"}
+
+
+def test_help_labels_the_backend_legacy(cli_runner):
+    text = cli_runner(["persistence", "assign", "--help"]).output
+    assert "(legacy)" in text

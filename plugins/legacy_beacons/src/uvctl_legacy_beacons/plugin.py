@@ -42,9 +42,9 @@ def uvctl_register_backends(register):
             name=NAME,
             summary="(legacy) Ultravisor's older QueuePersistence / ManifestStore beacons, through a coordinator.",
             options=(
-                OptionSpec("Url", "--url", "Ultravisor coordinator URL (http(s)://[user:password@]host:port).", required=True, secret=True),
-                OptionSpec("Beacon", "--beacon", "Name of the legacy persistence beacon to route every action to.", required=True),
-                OptionSpec("TimeoutMs", "--timeout-ms", "How long one dispatch may take (ms).", default=5000),
+                OptionSpec("Url", "--url", "(legacy) Ultravisor coordinator URL (http(s)://[user:password@]host:port).", required=True, secret=True),
+                OptionSpec("Beacon", "--beacon", "(legacy) Name of the QueuePersistence / ManifestStore beacon to route every action to.", required=True),
+                OptionSpec("TimeoutMs", "--timeout-ms", "(legacy) How long one dispatch may take (ms).", default=5000),
             ),
             identity=_identity,
             validate=_validate,
