@@ -212,10 +212,15 @@ def test_backend_failure_leaves_the_record_pending_for_flush(fake, queue):
     assert out["Success"] is True and out["Pending"] is True and out["PendingReason"] == "constraint failed"
     assert marks().get("Queue", "fake:one") == 0
     fake.mode = "ok"
-    later = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})
-    assert later["Pending"] is False
-    assert marks().get("Queue", "fake:one") == 0, "the mark never jumps over a pending record"
-    assert queue.journal.count_after("Queue", 0) == 2
+    fake.dispatched.clear()
+    later = queue.update_work_item("wi-1", {"Status": "Running"})
+    assert later["Pending"] is True and "earlier records" in later["PendingReason"]
+    assert fake.dispatched == [], "a record never overtakes a pending one"
+    assert marks().get("Queue", "fake:one") == 0 and queue.journal.count_after("Queue", 0) == 2
+    flush = pytest.importorskip("uvctl.flush")
+    assert flush.flush(bridges=("Queue",)).ok
+    assert [a.seq for a in fake.dispatched] == [1, 2] and marks().get("Queue", "fake:one") == 2
+    assert queue.update_work_item("wi-1", {"Status": "Complete"})["Pending"] is False
 
 
 def test_needs_bootstrap_marks_the_assignment(fake, queue):

@@ -1,7 +1,8 @@
 """What both bridges share: journal first, then write-through; reads with read-your-writes.
 
 A write is normalized, journaled (one transaction) and only then offered to the assigned
-backend when its assignment is ``bootstrapped``. Whatever the backend does (down, slow to
+backend when its assignment is ``bootstrapped`` and the backend has acknowledged every
+earlier record of the bridge (so a backend only ever sees a bridge's records in order). Whatever the backend does (down, slow to
 answer, a failed envelope, ``NeedsBootstrap``), the caller gets ``Success: True`` because
 the journal holds the record; ``Pending: True`` says it still waits for ``uvctl flush``.
 
@@ -73,6 +74,14 @@ class BridgeBase:
         if backend is None:
             if why:
                 out["PendingReason"] = why
+            return out
+        try:
+            behind = _mark(self.bridge, backend.identity) != done.previous
+        except Exception as exc:  # a corrupt mark file: the journal still has the record
+            out["PendingReason"] = _reason(exc)
+            return out
+        if behind:  # sending it now would overtake the pending ones: flush sends all in order
+            out["PendingReason"] = "earlier records of this bridge are still pending; run 'uvctl flush'"
             return out
         from .. import host
 

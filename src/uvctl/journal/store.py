@@ -32,6 +32,7 @@ from .filters import normalize_filter, normalize_limit, to_sql
 from .normalize import now_iso
 
 FORMAT_VERSION = 1
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _SYNC_MODES = ("full", "normal")
 BRIDGES = (QUEUE_BRIDGE, MANIFEST_BRIDGE)
 
@@ -144,6 +145,9 @@ class Journal:
                     f"({FORMAT_VERSION}); upgrade uvctl"
                 )
         self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
+        self._event_columns = table(EVENT).columns
+        self._insert_event_sql = self._upsert_sql[EVENT].split(" ON CONFLICT")[0] + ' ON CONFLICT ("EventGUID") DO NOTHING'
+
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -189,6 +193,11 @@ class Journal:
         keys = list(source_keys) if source_keys is not None else [None] * len(actions)
         with self._transaction():
             stamp = now_iso()
+            # Valid inside this transaction only: we hold the write lock, so nobody else
+            # appends meanwhile and the next seqs are ours to number (AUTOINCREMENT keeps
+            # sqlite_sequence at the highest seq ever written).
+            self._tx_last_seq, self._tx_event_seq, self._tx_log = {}, {}, []
+            self._tx_next_seq = self.last_seq() + 1
             out = []
             for action, key in zip(actions, keys):
                 if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
@@ -198,6 +207,9 @@ class Journal:
                 if key is not None:
                     self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
                 out.append(done)
+            self._conn.executemany(
+                "INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)", self._tx_log
+            )
             return out
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
@@ -211,19 +223,7 @@ class Journal:
             self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
             return logged
         if name == "QP_AppendEvent":
-            event = dict(s["Event"])
-            if self._conn.execute(
-                'SELECT 1 FROM "UVQueueWorkItemEvent" WHERE "EventGUID" = ?', (event["EventGUID"],)
-            ).fetchone():
-                return Recorded(action, "duplicate")
-            if not event.get("Seq"):
-                row = self._conn.execute(
-                    'SELECT MAX("Seq") FROM "UVQueueWorkItemEvent" WHERE "WorkItemHash" = ?', (event["WorkItemHash"],)
-                ).fetchone()
-                event["Seq"] = (row[0] or 0) + 1
-            logged = self._log(Action(name, {**s, "Event": event}), stamp)
-            self._conn.execute(self._upsert_sql[EVENT], [event[c] for c in table(EVENT).columns])
-            return logged
+            return self._append_event(action, stamp)
         if name == "QP_InsertAttempt":
             attempt = s["Attempt"]
             existing = self._fetch_by_key(ATTEMPT, attempt)
@@ -258,14 +258,35 @@ class Journal:
             return self._log(action, stamp)
         raise UsageError(f"{name} is not a journaled write action")
 
+    def _append_event(self, action: Action, stamp: str) -> Recorded:
+        event = dict(action.settings["Event"])
+        hash_ = event["WorkItemHash"]
+        if not event.get("Seq"):
+            last = self._tx_event_seq.get(hash_)
+            if last is None:  # the table's maximum, read once per item and transaction
+                last = self._conn.execute(
+                    'SELECT MAX("Seq") FROM "UVQueueWorkItemEvent" WHERE "WorkItemHash" = ?', (hash_,)
+                ).fetchone()[0] or 0
+            event["Seq"] = last + 1
+        # Insert-or-ignore on EventGUID: a replayed event changes nothing and is not logged.
+        if self._conn.execute(self._insert_event_sql, [event[c] for c in self._event_columns]).rowcount == 0:
+            return Recorded(action, "duplicate")
+        if hash_ in self._tx_event_seq or not action.settings["Event"].get("Seq"):
+            # Known (or just computed) maximum: keep it current. Otherwise the next event of
+            # this item asks the table, which now includes this one.
+            self._tx_event_seq[hash_] = max(event["Seq"], self._tx_event_seq.get(hash_, 0))
+        return self._log(Action(action.name, {**action.settings, "Event": event}), stamp)
+
     def _log(self, action: Action, stamp: str, outcome: str = "applied") -> Recorded:
         bridge = bridge_of(action.name)
-        previous = self.last_seq(bridge)
-        cur = self._conn.execute(
-            "INSERT INTO log (bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?)",
-            (bridge, action.name, json.dumps(action.settings, separators=(",", ":")), stamp),
-        )
-        return Recorded(Action(action.name, action.settings, cur.lastrowid), outcome, previous)
+        previous = self._tx_last_seq.get(bridge)
+        if previous is None:
+            previous = self.last_seq(bridge)
+        seq = self._tx_next_seq
+        self._tx_next_seq += 1
+        self._tx_log.append((seq, bridge, action.name, _ENCODER.encode(action.settings), stamp))
+        self._tx_last_seq[bridge] = seq
+        return Recorded(Action(action.name, action.settings, seq), outcome, previous)
 
     def _update(self, tbl: str, key: dict, patch: dict) -> None:
         if not patch:
