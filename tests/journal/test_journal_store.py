@@ -204,3 +204,14 @@ def test_four_processes_append_without_lost_or_duplicate_seq(journal, data_dir):
         assert mine == sorted(mine) and len(mine) == per_worker
     seq_order = [a.settings["Event"]["Seq"] for a in log]
     assert seq_order == sorted(seq_order), "event Seq follows commit order"
+
+
+def test_a_read_only_journal_is_a_clear_error_and_journals_nothing(journal):
+    journal.record(upsert("wi-1"))
+    journal._conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(UvctlError, match="cannot write the journal .*journal.sqlite.*nothing was journaled"):
+        journal.record(upsert("wi-2"))
+    journal._conn.execute("PRAGMA query_only = OFF")
+    assert journal.last_seq() == 1 and journal.get_work_item("wi-2") is None
+    journal.record(upsert("wi-3"))
+    assert journal.last_seq() == 2, "the connection is usable again after the failure"

@@ -443,6 +443,9 @@ class _Transaction:
             raise UvctlError("the journal is closed")
         try:
             self.journal._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.journal._lock.release()
+            raise self._failed(exc) from exc
         except BaseException:
             self.journal._lock.release()
             raise
@@ -452,12 +455,21 @@ class _Transaction:
         conn = self.journal._conn
         try:
             if exc_type is None:
-                conn.execute("COMMIT")
-            else:
+                try:
+                    conn.execute("COMMIT")
+                    return False
+                except sqlite3.Error as commit_error:
+                    exc_type, exc = type(commit_error), commit_error
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
         finally:
             self.journal._lock.release()
+        if isinstance(exc, sqlite3.Error):  # disk full, read-only file, locked for too long
+            raise self._failed(exc) from exc
         return False
+
+    def _failed(self, exc: sqlite3.Error) -> UvctlError:
+        return UvctlError(f"cannot write the journal {self.journal.path} ({exc}); nothing was journaled")
 
 
 def _covers(existing: dict, values: dict) -> bool:
