@@ -47,6 +47,17 @@ class TestLegacyBeaconsConformance(BackendConformance):
         return [row for (h, _), row in sorted(store.attempts.items()) if h == work_item_hash]
 
 
+class TestLegacyBeaconsReportingDuplicatesAsErrors(TestLegacyBeaconsConformance):
+    """The same kit against beacons that answer a duplicate with a UNIQUE-constraint error."""
+
+    @pytest.fixture
+    def backend(self, coordinator):
+        coordinator.add_beacon("persist-1", duplicates_as_errors=True)
+        handle = legacy_backend(coordinator.url, TimeoutMs=2000)
+        yield handle
+        host.close(handle)
+
+
 def test_every_action_goes_to_the_named_beacon_with_upstreams_settings(coordinator, beacon, backend):
     item = records.work_item("wi-1", 1)
     actions = [
@@ -224,3 +235,21 @@ def test_flush_delivers_the_journal_to_the_legacy_beacon(cli_runner, coordinator
 def test_help_labels_the_backend_legacy(cli_runner):
     text = cli_runner(["persistence", "assign", "--help"]).output
     assert "(legacy)" in text
+
+
+def test_bad_timeout_is_one_clear_line(cli_runner, coordinator):
+    result = cli_runner(["persistence", "assign", "--backend", "legacy_beacons", "--url", coordinator.url,
+                         "--beacon", "persist-1", "--timeout-ms", "soon"])
+    assert result.exit_code == 2
+    assert "--timeout-ms" in result.output and "Traceback" not in result.output
+
+
+def test_writes_go_through_to_the_beacon_as_they_happen(cli_runner, coordinator):
+    from uvctl.bridge import QueueBridge
+
+    beacon = coordinator.add_beacon("persist-1")
+    assigned = cli_runner(["persistence", "assign", "--backend", "legacy_beacons", "--url", coordinator.url, "--beacon", "persist-1"])
+    assert assigned.exit_code == 0, assigned.output
+    result = QueueBridge().upsert_work_item(records.work_item("wi-live", 1))
+    assert result["Success"] is True and not result.get("Pending")
+    assert beacon.store.work_items["wi-live"]["Status"] == "Pending"

@@ -33,6 +33,9 @@ def _validate(options: dict) -> None:
     split_credentials(options.get("Url") or "")
     if not options.get("Beacon"):
         raise UsageError("legacy_beacons needs --beacon NAME: the Name the persistence beacon registered with")
+    timeout = str(options.get("TimeoutMs", 5000))
+    if not timeout.isdigit() or int(timeout) < 1:
+        raise UsageError(f"--timeout-ms must be a positive whole number of milliseconds, got {timeout!r}")
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""The memory backend's data: four tables as lists of dicts, and one method per bridge action.
+"""The memory backend's data: four tables as dicts keyed by natural key, one method per action.
 
 This is the part a backend author replaces with their own storage. Every rule a backend
 must follow is visible here in a few lines each:
@@ -65,8 +65,18 @@ def order_rows(rows: list[dict], order_by: str, table: str) -> list[dict]:
     descending = direction.strip().upper().startswith("DESC")
     present = [r for r in rows if r.get(column) is not None]
     missing = [r for r in rows if r.get(column) is None]
-    present.sort(key=lambda r: r[column], reverse=descending)
+    # numbers before text, so a column holding both cannot make the sort fail
+    present.sort(key=lambda r: (isinstance(r[column], str), r[column]), reverse=descending)
     return present + missing
+
+
+def filter_of(value) -> dict:
+    """The ``Filter`` of a list action: a dict, empty when missing."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadInput(f"Filter must be an object, got {type(value).__name__}")
+    return value
 
 
 def matches(row: dict, flt: dict, exact_keys: tuple[str, ...]) -> bool:
@@ -166,7 +176,7 @@ class MemoryStore:
         return envelope(row is not None, WorkItem=_public(row) if row else None)
 
     def QP_ListWorkItems(self, Filter=None):
-        flt = Filter or {}
+        flt = filter_of(Filter)
         rows = [r for r in self.work_items.values() if matches(r, flt, WORK_ITEM_FILTERS)]
         rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_WORK_ITEM_ORDER, "UVQueueWorkItem")
         return envelope(WorkItems=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
@@ -201,7 +211,7 @@ class MemoryStore:
         return envelope(found, Manifest=_public(row) if found else None)
 
     def MS_ListManifests(self, Filter=None):
-        flt = Filter or {}
+        flt = filter_of(Filter)
         rows = [r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt, MANIFEST_FILTERS)]
         rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_MANIFEST_ORDER, "UVManifest")
         return envelope(Manifests=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
