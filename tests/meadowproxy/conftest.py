@@ -81,3 +81,54 @@ def direct_backend(meadow):
 def db_rows(meadow):
     """``db_rows(table, where)``: rows straight from the server's SQLite file."""
     return lambda table, where="1=1": harness.rows(meadow.db_file, table, where)
+
+
+stubs = _load("coordinator_stub")
+
+
+@pytest.fixture
+def coordinator():
+    """A protocol-faithful coordinator stub (promiscuous), closed afterwards."""
+    stub = stubs.CoordinatorStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture
+def make_databeacon(coordinator, meadow):
+    """``make_databeacon(name="db1", **options)``: databeacon stubs polling ``coordinator``,
+    connection 1 = the meadow server; all closed afterwards."""
+    made = []
+
+    def make(name="db1", **options):
+        made.append(stubs.DataBeaconStub(coordinator.url, name, meadow, ROUTE_NAME, **options))
+        return made[-1]
+
+    yield make
+    for beacon in made:
+        beacon.close()
+
+
+@pytest.fixture
+def databeacon(make_databeacon):
+    """The databeacon stub ``db1`` with the databeacon's default allowlist."""
+    return make_databeacon()
+
+
+@pytest.fixture
+def make_coordinator():
+    """``make_coordinator(**options)``: more coordinator stubs (e.g. secured), closed afterwards."""
+    made = []
+
+    def make(**options):
+        made.append(stubs.CoordinatorStub(**options))
+        return made[-1]
+
+    yield make
+    for stub in made:
+        stub.close()
+
+
+@pytest.fixture
+def mesh_options(coordinator):
+    return {"Transport": "mesh", "Url": coordinator.url, "Beacon": "db1", "Connection": "1"}

@@ -112,10 +112,19 @@ class Coordinator:
 
     def _request(self, method: str, path: str, body=None, timeout: float | None = None, _login_retry=True):
         """One HTTP exchange (retried on connection errors and 502/503); logs in once on a 401."""
+        from .http import RETRY_STATUSES
+
         response = self._http().request(method, path, json=body, timeout=timeout)
         if response.status_code == 401 and _login_retry:
             self.login()
             return self._request(method, path, body, timeout, _login_retry=False)
+        if response.status_code in RETRY_STATUSES:
+            data = self._json(response)
+            error = data.get("Error") if isinstance(data, dict) else None
+            raise CoordinatorUnavailable(
+                f"the coordinator at {self.display_url} answered {method} {path} with HTTP "
+                f"{response.status_code} ({error or 'unavailable'}) after {self.retries + 1} attempts"
+            )
         return response
 
     @staticmethod
@@ -219,8 +228,6 @@ class Coordinator:
                 f"beacon {beacon!r} did not finish {capability}/{action} within {timeout_ms} ms "
                 f"(coordinator {self.display_url}: {error}); is the beacon polling?"
             )
-        if response.status_code == 503:
-            raise CoordinatorUnavailable(f"the coordinator at {self.display_url} has no beacons: {error}")
         if response.status_code == 500:
             raise WorkError(error)
         raise MeshError(
