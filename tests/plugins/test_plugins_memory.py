@@ -80,3 +80,23 @@ def test_plugins_command_lists_memory(cli_runner):
         {"name": "memory", "summary": host.backend_info("memory").summary, "legacy": False}
     ]
     assert {"uvctl_bootstrap", "uvctl_dispatch", "uvctl_lookup", "uvctl_register_backends"} <= set(rows["memory"]["hooks"])
+
+
+def test_memory_is_usable_as_a_library_backend(store_name):
+    """uvctl as a library: assign memory, write through the bridges, read back from the store."""
+    from uvctl import assignment
+    from uvctl.bridge import ManifestBridge, QueueBridge
+
+    assignment.assign("memory", {"Store": store_name})
+    for bridge in ("Queue", "Manifest"):
+        assert assignment.backend_for(bridge, bootstrap=True) is not None  # bootstrapped
+    queue, manifests = QueueBridge(), ManifestBridge()
+    assert queue.upsert_work_item(records.work_item("wi-1", 1))["Success"] is True
+    assert queue.append_event({"WorkItemHash": "wi-1", "EventType": "enqueued", "Payload": {"n": 1}})["Success"] is True
+    assert manifests.upsert_manifest({"Hash": "run-1", "Status": "Complete", "TaskOutputs": {}})["Success"] is True
+    store = uvctl_memory.get_store(store_name)
+    assert list(store.work_items) == ["wi-1"]
+    assert [e["EventType"] for e in store.events.values()] == ["enqueued"]
+    assert store.manifests["run-1"]["Status"] == "Complete"
+    read = queue.get_work_item("wi-1")
+    assert (read["Success"], read["Source"], read["WorkItem"]["WorkItemHash"]) == (True, "backend", "wi-1")
