@@ -67,11 +67,11 @@ def test_assign_and_flush_deliver_the_journal_to_the_plugin(example_plugin, tmp_
     flushed = uvctl("flush", "--json")
     assert flushed.returncode == 0, flushed.stderr
 
-    store = MemoryStore()
     lines = target.read_text().splitlines()
+    store = MemoryStore()
     for line in lines:
         entry = json.loads(line)
-        assert store.apply(entry["Action"], entry["Settings"])["Success"] is True
+        assert store.apply(entry["Action"], entry["Settings"])["Success"] is True, entry
     assert {h: row["Status"] for h, row in store.work_items.items()} == {"wi-1": "Complete", "wi-2": "Pending"}
     assert sorted(store.events) == sorted(s["Event"]["EventGUID"] for n, s in BackendConformance().history() if n == "QP_AppendEvent")
     assert [(h, m["Deleted"]) for h, m in sorted(store.manifests.items())] == [("run-1", False), ("run-2", True)]

@@ -32,10 +32,17 @@ class DispatchFault:
 
     @hookimpl(wrapper=True, tryfirst=True)
     def uvctl_dispatch(self, actions):
-        concerned = self.allowed is not None and (self.bridge is None or (actions and actions[0].bridge == self.bridge))
+        concerned = self.allowed is not None and self.bridge in (None, _bridge_of(actions))
         if concerned:
             self.calls += 1
             if self.calls > self.allowed:
                 self.failures += 1
                 raise BackendUnavailable("backend failure injected by the uvctl conformance kit")
         return (yield)
+
+
+def _bridge_of(actions) -> str | None:
+    try:
+        return actions[0].bridge if actions else None
+    except ValueError:  # not a QP_* / MS_* action
+        return None

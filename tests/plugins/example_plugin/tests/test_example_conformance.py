@@ -1,8 +1,9 @@
 """The example backend passes uvctl's conformance kit, the way any plugin author runs it."""
 
-import json
+from pathlib import Path
 
 import pytest
+from uvctl_example_jsonl import load
 
 from uvctl import host
 from uvctl.testing import BackendConformance
@@ -16,13 +17,7 @@ class TestExampleJsonlConformance(BackendConformance):
         host.close(handle)
 
     def stored_attempts(self, backend, work_item_hash):
-        from uvctl_memory import MemoryStore
-
-        store = MemoryStore()
-        with open(backend.options["Path"], encoding="utf-8") as lines:
-            for line in lines:
-                entry = json.loads(line)
-                store.apply(entry["Action"], entry["Settings"])
+        store = load(Path(backend.options["Path"]))
         return [row for (h, _), row in sorted(store.attempts.items()) if h == work_item_hash]
 
 

@@ -28,6 +28,18 @@ def _validate(options: dict) -> None:
         raise UsageError("example_jsonl needs --path FILE: the JSON-lines file to write to")
 
 
+def load(path: Path):
+    """The file's writes replayed into a fresh :class:`uvctl_memory.MemoryStore`."""
+    from uvctl_memory import MemoryStore
+
+    store = MemoryStore()
+    if path.exists():
+        for line in path.read_text("utf-8").splitlines():
+            entry = json.loads(line)
+            store.apply(entry["Action"], entry["Settings"])
+    return store
+
+
 @hookimpl
 def uvctl_register_backends(register):
     register(
@@ -58,14 +70,8 @@ def uvctl_bootstrap(backend):
 def uvctl_dispatch(backend, actions):
     if backend.name != NAME:
         return None
-    from uvctl_memory import MemoryStore
-
     path = _path(backend.options)
-    store = MemoryStore()
-    if path.exists():
-        for line in path.read_text("utf-8").splitlines():
-            entry = json.loads(line)
-            store.apply(entry["Action"], entry["Settings"])
+    store = load(path)
     results, written = [], []
     for action in actions:
         result = store.apply(action.name, action.settings)
