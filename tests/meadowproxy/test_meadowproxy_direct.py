@@ -236,3 +236,11 @@ def test_unknown_columns_and_server_owned_columns_are_never_sent(direct_backend,
     assert run(direct_backend, item)[0]["Success"]
     row = db_rows("UVQueueWorkItem")[0]
     assert (row["IDUVQueueWorkItem"], row["Deleted"]) == (1, 0) and row["CreateDate"] != "1999"
+
+
+def test_bulk_attempts_with_their_own_error_column_are_stored(direct_backend, db_rows):
+    # UVQueueWorkItemAttempt has a column called Error: a stored row is not a failed one
+    attempts = [Action("QP_InsertAttempt", {"Attempt": {"WorkItemHash": f"w{i}", "AttemptNumber": 1, "Error": f"boom {i}"}})
+                for i in range(3)]
+    assert run(direct_backend, *attempts) == [{"Available": True, "Success": True}] * 3
+    assert [r["Error"] for r in db_rows("UVQueueWorkItemAttempt")] == ["boom 0", "boom 1", "boom 2"]

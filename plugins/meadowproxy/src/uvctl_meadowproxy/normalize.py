@@ -142,7 +142,11 @@ def to_envelope(action, raw: dict) -> dict:
     broken = needs_bootstrap(raw)
     if broken:
         return failure(f"the backend needs a bootstrap: {broken}", NeedsBootstrap=True)
-    if raw.get("Refused") or raw.get("NotFound") or raw.get("WorkError"):
+    if raw.get("NotFound"):
+        # The journal keeps updates of rows it never saw created; failing them would stop
+        # every later flush at that record, so they succeed and change nothing.
+        return envelope(True, NotFound=True)
+    if raw.get("Refused") or raw.get("WorkError"):
         return failure(reason_of(raw))
     if raw.get("AlreadyAbsent"):
         return envelope(True, AlreadyAbsent=True)

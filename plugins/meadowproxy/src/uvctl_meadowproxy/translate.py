@@ -286,7 +286,7 @@ class Translator:
                     for plan in chunk:
                         plan.result = _bulk_failure(raw, len(chunk))
                     continue
-                answers = [(_row_raw(raw, row), row) for row in rows]
+                answers = [(_row_raw(raw, row, routes.primary_key(table)), row) for row in rows]
             for plan, (row_raw, row) in zip(chunk, answers):
                 status = row_raw.get("Status")
                 if status == 200 and isinstance(row, dict):
@@ -320,7 +320,7 @@ class Translator:
                     for plan in chunk:
                         plan.result = _bulk_failure(raw, len(chunk))
                     continue
-                answers = [_row_raw(raw, row) for row in rows]
+                answers = [_row_raw(raw, row, pk) for row in rows]
             for plan, answer in zip(chunk, answers):
                 plan.result = answer
                 if answer.get("Status") == 404 and isinstance(answer.get("Body"), dict) and "Error" in answer["Body"]:
@@ -492,11 +492,16 @@ def _not_found(plan: Plan) -> str:
     return f"{plan.table} row with {where} not found on the backend (flush its creation first)"
 
 
-def _row_raw(raw: dict, row) -> dict:
-    """The raw result of one element of a bulk answer."""
+def _row_raw(raw: dict, row, pk: str) -> dict:
+    """The raw result of one element of a bulk answer.
+
+    A stored row carries its primary key; a failed one echoes the input plus an ``Error``
+    object (not to be confused with the attempt table's own ``Error`` column).
+    """
     base = {"Method": raw.get("Method"), "Path": raw.get("Path")}
-    if isinstance(row, dict) and "Error" in row:
-        error = row["Error"]
+    if not (isinstance(row, dict) and row.get(pk)):
+        error = row.get("Error") if isinstance(row, dict) else None
+        error = error or "the row was not stored (no error given)"
         status = error.get("StatusCode", 500) if isinstance(error, dict) else 500
         return {**base, "Status": status, "Body": {"Error": bulk_row_error(error)}}
     return {**base, "Status": 200, "Body": row}
