@@ -1,0 +1,165 @@
+"""Flush 20k journal records into a real meadow REST server: uvctl's way vs upstream's way.
+
+uvctl: ``uvctl.flush.flush()`` through the meadowproxy backend (direct transport):
+batches of 500, bulk create, updates folded into the rows they follow, natural-key IDs
+cached, missing IDs looked up many at a time.
+Upstream (Ultravisor's MeadowProxy bridges): one request per record; every update is a
+filtered lookup plus a ``PUT`` (a re-upserted manifest too); removal is lookup + DELETE.
+Both use the same keep-alive httpx transport against the same server (fresh tables).
+
+Run: .venv/bin/python benchmarks/bench_meadowproxy_flush.py [--records 20000]
+Prints records/s, the ratio, and p50/p99 per HTTP request for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class Timed:
+    """A transport wrapper that times every request."""
+
+    def __init__(self, inner):
+        self.inner, self.seconds = inner, []
+
+    def request(self, method, path, body=None):
+        start = time.perf_counter()
+        try:
+            return self.inner.request(method, path, body)
+        finally:
+            self.seconds.append(time.perf_counter() - start)
+
+    def close(self):
+        self.inner.close()
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def upstream(actions, transport, bases):
+    """Ultravisor's translation: one request per record, lookup + PUT per update."""
+    from uvctl_meadowproxy import routes
+    from uvctl_meadowproxy.translate import WRITES, project
+
+    def lookup(table, key_values, include_deleted=False):
+        terms = [routes.fbv(c, v) for c, v in zip(routes.NATURAL_KEYS[table], key_values)]
+        if include_deleted:
+            terms.append(routes.fbv("Deleted", 0, "GE"))
+        answer = transport.request("GET", routes.filtered_path(bases[table], terms))
+        rows = json.loads(answer.text)
+        return rows[0] if rows else None
+
+    for action in actions:
+        table, record_key, kind = WRITES[action.name]
+        settings, pk = action.settings, routes.primary_key(table)
+        if kind in ("insert", "upsert"):
+            body = project(table, settings[record_key])
+            answer = transport.request("POST", bases[table], json.dumps(body))
+            if answer.status != 200 and kind == "upsert":  # the row exists: update it instead
+                key = [settings[record_key][c] for c in routes.NATURAL_KEYS[table]]
+                row = lookup(table, key, include_deleted=True)
+                if row["Deleted"]:
+                    transport.request("GET", f"{bases[table]}/Undelete/{row[pk]}")
+                transport.request("PUT", bases[table], json.dumps({pk: row[pk], **body}))
+        elif kind == "update":
+            key = [settings[c] for c in routes.NATURAL_KEYS[table]]
+            row = lookup(table, key)
+            if row:
+                body = project(table, settings["Patch"])
+                transport.request("PUT", bases[table], json.dumps({pk: row[pk], **body}))
+        else:
+            row = lookup(table, [settings["RunHash"]])
+            if row:
+                transport.request("DELETE", f"{bases[table]}/{row[pk]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20000)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-meadowproxy-"))
+    os.environ["UVCTL_DATA_DIR"] = str(work / "data")
+    harness = _load("meadow_harness", ROOT / "tests" / "meadowproxy" / "meadow_harness.py")
+    traffic = _load("uvctl_flush_traffic", ROOT / "tests" / "flush" / "conftest.py")
+
+    from uvctl import assignment, flush, host
+    from uvctl.actions import MANIFEST, QUEUE
+    from uvctl.journal import Journal
+    from uvctl_meadowproxy import config
+
+    items = max(1, args.records * 20 // 185)  # about 9 records per work item, plus its manifests
+    with Journal.open() as journal:
+        traffic.record(journal, traffic.traffic(items, manifests=items // 20, seed=3))
+        actions = journal.read(QUEUE, 0, 10**9) + journal.read(MANIFEST, 0, 10**9)
+    total = len(actions)
+
+    db_file = work / "meadow.sqlite"
+    harness.create_tables(db_file)
+    server = harness.MeadowServer(harness.install(), db_file, "uv-bench").start()
+    options = {"Transport": "direct", "Url": server.url, "RouteHash": "uv-bench"}
+    try:
+        # uvctl's way: the real flush service over the assigned backend
+        assignment.assign("meadowproxy", options)
+        timed = {}
+        original = config.session
+
+        def session(backend):
+            state = original(backend)
+            if not isinstance(state["transport"], Timed):
+                state["transport"] = timed.setdefault("t", Timed(state["transport"]))
+            return state
+
+        config.session = session
+        start = time.perf_counter()
+        flush.flush(bridges=(QUEUE, MANIFEST))
+        ours = time.perf_counter() - start
+        config.session = original
+        ours_requests = timed["t"].seconds
+        counts_ours = {t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES}
+
+        # upstream's way, same records, fresh tables
+        harness.truncate(db_file)
+        backend = host.open_backend("meadowproxy", options)
+        transport = Timed(config.session(backend)["transport"])
+        start = time.perf_counter()
+        upstream(actions, transport, config.bases(backend))
+        theirs = time.perf_counter() - start
+        counts_theirs = {t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES}
+        host.close(backend)
+    finally:
+        server.stop()
+
+    assert counts_ours == counts_theirs, (counts_ours, counts_theirs)
+    print(f"records: {total} journal records ({counts_ours})")
+    for label, seconds, requests in (("uvctl flush (batched)", ours, ours_requests),
+                                     ("upstream (per record)", theirs, transport.seconds)):
+        print(f"{label:24} {seconds:7.2f} s  {total / seconds:8.0f} records/s  {len(requests):6d} requests  "
+              f"p50 {percentile(requests, 0.5):7.2f} ms  p99 {percentile(requests, 0.99):7.2f} ms  "
+              f"mean {statistics.mean(requests) * 1000:7.2f} ms")
+    print(f"ratio: uvctl is {theirs / ours:.1f}x faster (target: at least 3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
