@@ -23,6 +23,7 @@ import json
 import math
 import uuid
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from ..actions import ALL_ACTIONS, Action
 from ..errors import UsageError
@@ -122,23 +123,41 @@ def project_patch(action: str, table_name: str, patch: dict) -> dict:
 
 
 def _project(action: str, table_name: str, record: dict) -> dict:
+    aliases = _ALIASES.get(table_name)
+    if aliases:
+        record = dict(record)
+        for source, target in aliases:
+            if source in record:
+                value = record.pop(source)
+                if record.get(target) in (None, ""):
+                    record[target] = value
+    coercers = _coercers(table_name)
+    out = {}
+    for col, value in record.items():
+        convert = coercers.get(col)
+        if convert is not None:
+            out[col] = value if type(value) is str and convert is _to_text else convert(action, col, value)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _coercers(table_name: str) -> dict:
+    """Per column of ``table_name``, the function turning a sent value into the column's type."""
     spec = table(table_name)
-    record = dict(record)
-    for source, target in _ALIASES.get(table_name, ()):
-        if source in record:
-            value = record.pop(source)
-            if record.get(target) in (None, ""):
-                record[target] = value
-    return {col: coerce(action, spec, col, value) for col, value in record.items() if col in spec.types}
+    out = {}
+    for col, col_type in spec.types.items():
+        if spec.is_boolean(col):
+            out[col] = _to_bool
+        elif col_type == "Integer":
+            out[col] = _to_int
+        elif col_type == "Float":
+            out[col] = _to_float
+        else:
+            out[col] = _to_text
+    return out
 
 
-def coerce(action: str, spec, col: str, value):
-    """``value`` as the column type of ``col`` wants it; a UsageError when it cannot be."""
-    col_type = spec.types[col]
-    if spec.is_boolean(col):
-        return _to_bool(action, col, value)
-    if col_type in ("Integer", "Float"):
-        return _to_number(action, col, value, int if col_type == "Integer" else float)
+def _to_text(action, col, value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -146,6 +165,14 @@ def coerce(action: str, spec, col: str, value):
     if isinstance(value, (dict, list, bool)):
         return to_json_text(value)
     return str(value)
+
+
+def _to_int(action, col, value) -> int:
+    return _to_number(action, col, value, int)
+
+
+def _to_float(action, col, value) -> float:
+    return _to_number(action, col, value, float)
 
 
 def _to_bool(action, col, value) -> bool:

@@ -187,10 +187,20 @@ class Journal:
         action whose key was imported before is skipped (outcome ``already-imported``).
         """
         actions = list(actions)
-        for action in actions:
-            if not action.is_write:
-                raise UsageError(f"{action.name} is a read; only write actions can be journaled")
         keys = list(source_keys) if source_keys is not None else [None] * len(actions)
+        out: list[Recorded] = []
+        self.apply_stream(zip(actions, keys), reimport=reimport, sink=out.append)
+        return out
+
+    def apply_stream(self, pairs, reimport: bool = False, sink=None) -> dict:
+        """Journal ``(action, source_key)`` pairs from any iterable, all in one transaction.
+
+        For imports too large to hold in memory: the iterable is consumed inside the
+        transaction, and anything it raises rolls everything back. ``sink`` receives each
+        :class:`Recorded`. Returns ``{"Outcomes": {outcome: n}, "FirstSeq", "LastSeq"}``.
+        """
+        outcomes: dict = {}
+        first = last = None
         with self._transaction():
             stamp = now_iso()
             # Valid inside this transaction only: we hold the write lock, so nobody else
@@ -198,19 +208,31 @@ class Journal:
             # sqlite_sequence at the highest seq ever written).
             self._tx_last_seq, self._tx_event_seq, self._tx_log = {}, {}, []
             self._tx_next_seq = self.last_seq() + 1
-            out = []
-            for action, key in zip(actions, keys):
+            for action, key in pairs:
+                if not action.is_write:
+                    raise UsageError(f"{action.name} is a read; only write actions can be journaled")
                 if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
-                    out.append(Recorded(action, "already-imported"))
-                    continue
-                done = self._apply_one(action, stamp, reimport)
-                if key is not None:
-                    self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
-                out.append(done)
-            self._conn.executemany(
-                "INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)", self._tx_log
-            )
-            return out
+                    done = Recorded(action, "already-imported")
+                else:
+                    done = self._apply_one(action, stamp, reimport)
+                    if key is not None:
+                        self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
+                outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
+                if done.logged:
+                    first = done.action.seq if first is None else first
+                    last = done.action.seq
+                if sink is not None:
+                    sink(done)
+                if len(self._tx_log) >= 1000:
+                    self._write_log()
+            self._write_log()
+        return {"Outcomes": dict(sorted(outcomes.items())), "FirstSeq": first, "LastSeq": last}
+
+    def _write_log(self) -> None:
+        self._conn.executemany(
+            "INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)", self._tx_log
+        )
+        self._tx_log = []
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
         name, s = action.name, action.settings

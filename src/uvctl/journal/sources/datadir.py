@@ -1,0 +1,252 @@
+"""An Ultravisor data directory, read exactly as a real coordinator lays it out.
+
+Reference: ultravisor-datadir.md (a real data dir) and bridge reference §8.
+
+- ``<data>/beacon/beacon-queue.sqlite`` (WAL mode; the ``-wal`` file holds live rows that
+  Ultravisor never checkpoints). It is copied with its ``-wal`` into a temporary folder and
+  read there, so the source is never touched (even ``mode=ro`` rewrites ``-shm``).
+- ``<staging root>/*/Manifest_*.json``: the run manifests, oldest run first; ``StagingPath``
+  (the run folder) and ``Live: false`` are added, since the files carry neither.
+
+Mapping: work items as they are, with ``Settings.QueueMetadata`` stripped (the scheduler
+injects it into a few rows only); events get ``Seq = IDBeaconWorkItemEvent``, a UUIDv5
+``EventGUID`` of the source row, and ``EmittedAt`` from the matching ``TimelineRecord.At``
+(same work item and event type, n-th with n-th) or else the item's own timestamp for that
+step, or ``''``; attempts map ``DispatchedAt`` → ``StartedAt``, ``CompletedAt`` → ``EndedAt``,
+``ErrorMessage`` → ``Error`` (normalization does that). Each work item is followed by its
+events and attempts; history of items the work-item table no longer has comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import uuid
+from pathlib import Path
+
+from ...errors import UsageError
+from ..normalize import normalize_action
+from . import IMPORT_NAMESPACE
+
+QUEUE_DB = Path("beacon") / "beacon-queue.sqlite"
+_QUEUE_TABLES = ("BeaconWorkItem", "BeaconWorkItemEvent", "BeaconWorkItemAttempt")
+#: Which work-item timestamp dates an event when the timeline has no row for it.
+_EVENT_TIME = {"enqueued": "EnqueuedAt", "dispatched": "DispatchedAt", "completed": "CompletedAt",
+               "failed": "CompletedAt", "stalled": "CompletedAt", "canceled": "CanceledAt"}
+_READ_KEYS = {"QP_UpsertWorkItem": "WorkItems", "QP_AppendEvent": "Events", "QP_InsertAttempt": "Attempts",
+              "MS_UpsertManifest": "Manifests"}
+
+
+def find_queue_db(path: Path) -> Path | None:
+    """``beacon/beacon-queue.sqlite`` under ``path`` or its ``data`` / ``ultravisor_datastore`` folder."""
+    for base in (path, path / "data", path / "ultravisor_datastore"):
+        if (base / QUEUE_DB).is_file():
+            return base / QUEUE_DB
+    return None
+
+
+def find_staging(path: Path, queue_db: Path | None) -> Path | None:
+    """The staging root next to the data: a ``staging`` or ``ultravisor_staging`` folder."""
+    bases = [path]
+    if queue_db is not None:
+        data = queue_db.parent.parent
+        bases += [data, data.parent]
+    for base in bases:
+        for name in ("staging", "ultravisor_staging"):
+            if (base / name).is_dir():
+                return base / name
+    return None
+
+
+class DataDirSource:
+    """Stream the queue history and the manifests of an Ultravisor data dir."""
+
+    def __init__(self, path: Path, staging=None, manifests: bool = True):
+        self.path = Path(path)
+        self.queue_db = find_queue_db(self.path)
+        if staging is not None:
+            staging = Path(staging).expanduser().resolve()
+            if not staging.is_dir():
+                raise UsageError(f"--staging {staging} is not a directory")
+        elif manifests:
+            staging = find_staging(self.path, self.queue_db)
+        self.staging = staging if manifests else None
+        if self.queue_db is None and self.staging is None:
+            raise UsageError(
+                f"{self.path} is not an Ultravisor data directory: no beacon/beacon-queue.sqlite "
+                f"(looked in {self.path}, {self.path / 'data'}) and no staging folder; pass the folder "
+                f"Ultravisor's UltravisorFileStorePath points to"
+            )
+        self.read = dict.fromkeys(("WorkItems", "Events", "Attempts", "Manifests"), 0)
+        self._tmp = None
+        self._conn = None
+        self._manifest_files: list[Path] = []
+
+    def __enter__(self):
+        try:
+            if self.queue_db is not None:
+                self._conn = self._open_copy()
+            if self.staging is not None:
+                self._manifest_files = _manifests_in_order(self.staging)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def report(self) -> dict:
+        return {"Source": str(self.path), "Kind": "ultravisor-datadir",
+                "QueueDatabase": str(self.queue_db) if self.queue_db else None,
+                "StagingRoot": str(self.staging) if self.staging else None, "Read": dict(self.read)}
+
+    def pairs(self):
+        """``(action, None)`` for every work item, event, attempt and manifest."""
+        actions = self._queue_actions() if self._conn is not None else iter(())
+        for action in _chain(actions, self._manifest_actions()):
+            self.read[_READ_KEYS[action.name]] += 1
+            yield action, None
+
+    # ------------------------------------------------------------------ queue database
+    def _open_copy(self) -> sqlite3.Connection:
+        self._tmp = tempfile.TemporaryDirectory(prefix="uvctl-import-")
+        copy = Path(self._tmp.name) / QUEUE_DB.name
+        try:
+            shutil.copyfile(self.queue_db, copy)
+            wal = Path(f"{self.queue_db}-wal")
+            if wal.exists():
+                shutil.copyfile(wal, Path(f"{copy}-wal"))
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.queue_db}: {exc.strerror or exc}") from exc
+        conn = sqlite3.connect(copy)
+        conn.row_factory = sqlite3.Row
+        try:
+            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise UsageError(f"{self.queue_db} is not a readable Ultravisor queue database ({exc})") from None
+        missing = [t for t in _QUEUE_TABLES if t not in present]
+        if missing:
+            conn.close()
+            raise UsageError(f"{self.queue_db} has no {', '.join(missing)} table(s); is it Ultravisor's beacon-queue.sqlite?")
+        self._has_timeline = "TimelineRecord" in present
+        return conn
+
+    def _queue_actions(self):
+        try:
+            yield from self._queue_rows()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{self.queue_db} could not be read to the end ({exc}); nothing was imported") from None
+
+    def _queue_rows(self):
+        conn = self._conn
+        timeline = _timeline(conn) if self._has_timeline else {}
+        for item in conn.execute("SELECT * FROM BeaconWorkItem ORDER BY EnqueuedAt, IDBeaconWorkItem"):
+            item = dict(item)
+            yield self._normalize("QP_UpsertWorkItem", {"WorkItem": _work_item(item)}, item["IDBeaconWorkItem"])
+            yield from self._history(item["WorkItemHash"], item, timeline)
+        orphans = conn.execute(
+            "SELECT WorkItemHash FROM BeaconWorkItemEvent UNION SELECT WorkItemHash FROM BeaconWorkItemAttempt "
+            "EXCEPT SELECT WorkItemHash FROM BeaconWorkItem ORDER BY 1"
+        ).fetchall()
+        for (work_hash,) in orphans:
+            yield from self._history(work_hash, None, timeline)
+
+    def _history(self, work_hash: str, item, timeline: dict):
+        nth: dict = {}
+        for event in self._conn.execute(
+            "SELECT * FROM BeaconWorkItemEvent WHERE WorkItemHash = ? ORDER BY IDBeaconWorkItemEvent", (work_hash,)
+        ).fetchall():
+            kind = (event["EventType"] or "").lower()
+            nth[kind] = nth.get(kind, 0) + 1
+            stamps = timeline.get((work_hash, kind), [])
+            emitted = stamps[nth[kind] - 1] if len(stamps) >= nth[kind] else ((item or {}).get(_EVENT_TIME.get(kind, "")) or "")
+            row_id = event["IDBeaconWorkItemEvent"]
+            guid = uuid.uuid5(IMPORT_NAMESPACE, f"beacon-queue|{work_hash}|{row_id}|{kind}")
+            record = {**dict(event), "Seq": row_id, "EmittedAt": emitted, "EventGUID": str(guid)}
+            yield self._normalize("QP_AppendEvent", {"Event": record}, row_id)
+        for attempt in self._conn.execute(
+            "SELECT * FROM BeaconWorkItemAttempt WHERE WorkItemHash = ? ORDER BY AttemptNumber, IDBeaconWorkItemAttempt",
+            (work_hash,),
+        ).fetchall():
+            yield self._normalize("QP_InsertAttempt", {"Attempt": dict(attempt)}, attempt["IDBeaconWorkItemAttempt"])
+
+    def _normalize(self, name: str, settings: dict, row_id):
+        try:
+            return normalize_action(name, settings)
+        except UsageError as exc:
+            raise UsageError(f"{self.queue_db}: row {row_id}: {exc}; nothing was imported") from None
+
+    # ------------------------------------------------------------------ manifests
+    def _manifest_actions(self):
+        for file in self._manifest_files:
+            manifest = _read_manifest(file)
+            manifest.setdefault("StagingPath", str(file.parent))
+            manifest.setdefault("Live", False)
+            try:
+                yield normalize_action("MS_UpsertManifest", {"Manifest": manifest})
+            except UsageError as exc:
+                raise UsageError(f"manifest {file}: {exc}; nothing was imported") from None
+
+
+def _chain(*iterables):
+    for iterable in iterables:
+        yield from iterable
+
+
+def _timeline(conn: sqlite3.Connection) -> dict:
+    stamps: dict = {}
+    try:
+        rows = conn.execute("SELECT WorkItemHash, EventType, At FROM TimelineRecord WHERE WorkItemHash != '' ORDER BY At, IDTimelineRecord")
+        for work_hash, kind, at in rows:
+            if at:
+                stamps.setdefault((work_hash, (kind or "").lower()), []).append(at)
+    except sqlite3.OperationalError:  # an older layout without these columns: infer instead
+        return {}
+    return stamps
+
+
+def _work_item(row: dict) -> dict:
+    settings = row.get("Settings")
+    if isinstance(settings, str) and "QueueMetadata" in settings:
+        try:
+            parsed = json.loads(settings)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and "QueueMetadata" in parsed:
+            parsed.pop("QueueMetadata")
+            row["Settings"] = parsed
+    return row
+
+
+def _read_manifest(file: Path) -> dict:
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read manifest {file}: {exc}; nothing was imported") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"manifest {file} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
+            f"fix or move it away, or import with --no-manifests; nothing was imported"
+        ) from None
+    if not isinstance(manifest, dict) or not manifest.get("Hash"):
+        raise UsageError(f"manifest {file} has no Hash; fix or move it away; nothing was imported")
+    return manifest
+
+
+def _manifests_in_order(staging: Path) -> list[Path]:
+    """The manifest files, oldest run first (StartTime, StopTime, path); each is checked here."""
+    keyed = []
+    for file in sorted(staging.glob("*/Manifest_*.json")):
+        manifest = _read_manifest(file)
+        keyed.append((str(manifest.get("StartTime") or ""), str(manifest.get("StopTime") or ""), str(file), file))
+    keyed.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in keyed]

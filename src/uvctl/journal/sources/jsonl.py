@@ -1,0 +1,83 @@
+"""A JSONL file of bridge actions: ``{"Action": "QP_...", "Settings": {...}}`` per line.
+
+Each line's source key is its content plus its occurrence in the file (the third identical
+line is ``...|3``), so a re-import skips every line imported before and a longer version of
+the file brings only its new lines. An event without ``EventGUID`` gets a UUIDv5 of that
+key. The first bad line is an error naming it; nothing from the file is then imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+from ...errors import UsageError
+from ..normalize import normalize_action
+from . import IMPORT_NAMESPACE
+
+
+class JsonlSource:
+    """Stream the actions of a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.count = 0
+        self._handle = None
+
+    def __enter__(self):
+        try:
+            self._handle = self.path.open("rb")
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.path}: {exc.strerror}") from exc
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+    def report(self) -> dict:
+        return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}}
+
+    def pairs(self):
+        """``(action, source_key)`` per non-blank line, in file order."""
+        seen: dict = {}
+        for number, raw in enumerate(self._handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(
+                    f"{self.path} line {number} is not UTF-8 text ({exc.reason} at column {exc.start + 1}); "
+                    f"save the file as UTF-8, nothing was imported"
+                ) from None
+            if line.strip():
+                self.count += 1
+                yield self._action(number, line, seen)
+
+    def _action(self, number: int, line: str, seen: dict):
+        where = f"{self.path} line {number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix the line, nothing was imported") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("Action"), str):
+            hint = (" (this looks like Ultravisor's queue-journal.jsonl, which is not a history: import the data directory instead)"
+                    if isinstance(entry, dict) and {"t", "op"} <= set(entry) else "")
+            raise UsageError(f'{where}: expected {{"Action": "QP_...", "Settings": {{...}}}}{hint}; nothing was imported')
+        name, settings = entry["Action"], entry.get("Settings")
+        canonical = json.dumps([name, settings], sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(canonical.encode("utf-8")).digest()  # memory per distinct line stays small
+        seen[digest] = seen.get(digest, 0) + 1
+        key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, canonical)}|{seen[digest]}"
+        if name == "QP_AppendEvent" and isinstance(settings, dict) and isinstance(settings.get("Event"), dict):
+            event = settings["Event"]
+            if not event.get("EventGUID"):
+                guid = uuid.uuid5(IMPORT_NAMESPACE, key)
+                settings = {**settings, "Event": {**event, "EventGUID": str(guid)}}
+        try:
+            action = normalize_action(name, settings)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}; nothing was imported") from None
+        if not action.is_write:
+            raise UsageError(f"{where}: {name} is a read action; only write actions can be imported, nothing was imported")
+        return action, key
