@@ -10,8 +10,10 @@ Ultravisor sends objects where the schema has JSON text, and fields that are not
 - every other non-column field (``RequireAffinityMatch``, ``StalledAt``, ``DurationMs``,
   an event's ``RunID``, ...) is dropped and never fails the write; a manifest keeps them all
   inside ``ManifestJSON`` (the whole manifest as sent, unless ``ManifestJSON`` is given);
-- events get ``EventGUID`` (uuid4) and ``EmittedAt`` (now, ISO-8601 UTC with ms) when missing.
-  Their per-work-item ``Seq`` needs the journal, so :meth:`Journal.record` fills it.
+- events get ``EventGUID`` (uuid4) when it is missing or empty, and ``EmittedAt`` (now,
+  ISO-8601 UTC with ms) when it is missing or null (an explicit ``''`` means "unknown" and is
+  kept: the data-dir import uses it). Their per-work-item ``Seq`` (missing or 0) needs the
+  journal, so :meth:`Journal.record` fills it with the item's highest ``Seq`` + 1.
 
 Whole records (upserts, inserts) are completed with the descriptor's ``DefaultObject``:
 an upsert *replaces* the record. Patches stay sparse and never touch the natural key.
