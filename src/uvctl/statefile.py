@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -51,6 +52,26 @@ def write_json(path: Path, data, what: str = "state file") -> None:
         _fsync_dir(path.parent)
     except OSError as exc:
         raise UvctlError(f"cannot write {what} {path}: {exc.strerror or exc}; nothing was changed") from exc
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, what: str = "state file", timeout: float = 60):
+    """Hold the OS file lock ``<path>.lock``; an OSError (read-only or full disk) is one clear line."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(f"{path}.lock", timeout=timeout, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UvctlError(f"the {what} {path} stayed locked by another uvctl process for {timeout:g} s; "
+                         f"try again when it is done") from None
+    except OSError as exc:
+        raise UvctlError(f"cannot lock the {what} {path}: {exc.strerror or exc}; make the data dir writable "
+                         f"(and give it free space), nothing was changed") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _fsync_dir(directory: Path) -> None:

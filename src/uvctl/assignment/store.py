@@ -15,7 +15,7 @@ from pathlib import Path
 from ..actions import MANIFEST, QUEUE
 from ..backend import STATES
 from ..errors import UsageError, UvctlError
-from ..statefile import read_json, write_json
+from ..statefile import file_lock, read_json, write_json
 
 BRIDGES = (QUEUE, MANIFEST)
 WHAT = "assignment file"
@@ -79,11 +79,12 @@ def _problem(data) -> str | None:
 @contextlib.contextmanager
 def editing():
     """Read-modify-write the file under its lock: ``with editing() as doc: doc["Queue"] = ...``."""
-    from filelock import FileLock
-
     file = path()
-    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FileLock(f"{file}.lock", timeout=60, preserve_lock_file=True):
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UvctlError(f"cannot create the data dir {file.parent}: {exc.strerror or exc}") from None
+    with file_lock(file, what=WHAT):
         doc = load()
         before = {bridge: dict(entry) if entry else None for bridge, entry in doc.items()}
         yield doc

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..actions import MANIFEST, QUEUE
 from ..errors import UsageError, UvctlError
-from ..statefile import read_json, write_json
+from ..statefile import file_lock, read_json, write_json
 
 WHAT = "high-water-mark file"
 BRIDGES = (QUEUE, MANIFEST)
@@ -28,9 +28,7 @@ class HighWaterMarks:
         self.path = Path(path)
 
     def _lock(self):
-        from filelock import FileLock
-
-        return FileLock(f"{self.path}.lock", timeout=60, preserve_lock_file=True)
+        return file_lock(self.path, what=WHAT)
 
     def load(self) -> dict:
         """The whole document, ``{Queue: {...}, Manifest: {...}}``; an error naming a corrupt file."""

@@ -39,14 +39,22 @@ class FlushLock:
                 f"another flush is running on this journal ({self._holder()}); wait for it to finish, "
                 f"or stop that process and run 'uvctl flush' again (it resumes where the other stopped)"
             ) from None
+        except OSError as exc:  # a read-only or full data dir
+            raise UvctlError(f"cannot take the flush lock {self.path}: {exc.strerror or exc}; make the data dir "
+                             f"writable (and give it free space), then run 'uvctl flush' again") from None
         self._lock = lock
         from ..journal.normalize import now_iso
 
-        write_json(
-            self.holder_path,
-            {"Pid": os.getpid(), "Host": socket.gethostname(), "StartedAt": now_iso(), "Command": " ".join(sys.argv[:4])},
-            what="flush lock note",
-        )
+        try:
+            write_json(
+                self.holder_path,
+                {"Pid": os.getpid(), "Host": socket.gethostname(), "StartedAt": now_iso(), "Command": " ".join(sys.argv[:4])},
+                what="flush lock note",
+            )
+        except BaseException:
+            lock.release()
+            self._lock = None
+            raise
         return self
 
     def __exit__(self, *exc):
