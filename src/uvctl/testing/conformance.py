@@ -96,6 +96,7 @@ class BackendConformance:
         """Dispatch one action; its envelope."""
         (result,) = host.dispatch(backend, [Action(name, settings)])
         assert isinstance(result, dict) and "Success" in result, f"{name} answered {result!r}, not an envelope"
+        assert result["Success"] is not True or result.get("Available") is True, f"{name} succeeded without Available: {result!r}"
         return result
 
     def run_all(self, backend, actions: list[tuple[str, dict]]) -> list[dict]:
