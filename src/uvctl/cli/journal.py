@@ -18,13 +18,16 @@ def journal_group():
 
 
 @journal_group.command("import")
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("path", type=click.Path(path_type=str), required=False)
 @click.option("--staging", type=click.Path(path_type=str), default=None,
               help="Ultravisor's staging root (UltravisorStagingRoot) holding the Manifest_*.json run folders. "
                    "Default: a 'staging' or 'ultravisor_staging' folder next to the data.")
 @click.option("--no-manifests", is_flag=True, help="Import the queue history only.")
+@click.option("--coordinator", "coordinator_url", default=None, metavar="URL",
+              help="Instead of PATH: pull work items, events and manifests from a running coordinator's read "
+                   "routes (login as in 'uvctl coordinator login').")
 @json_option
-def import_command(path, staging, no_manifests, as_json):
+def import_command(path, staging, no_manifests, coordinator_url, as_json):
     """Import PATH: a JSONL file of bridge actions, or an Ultravisor data directory.
 
     \b
@@ -32,11 +35,21 @@ def import_command(path, staging, no_manifests, as_json):
     error naming it, and nothing from the file is imported.
     Data directory (UltravisorFileStorePath): beacon/beacon-queue.sqlite (work items, events,
     attempts; read from a copy, the source is never changed) and the staging root's manifests.
+    --coordinator URL: a running coordinator's history over its HTTP read routes.
     Importing the same source again adds nothing.
     """
     from ..journal import Journal
     from ..journal.importer import import_path
 
+    if coordinator_url is not None:
+        from .coordinator import import_from_coordinator
+
+        emit(import_from_coordinator(coordinator_url, path, staging, not no_manifests), as_json, _print_import)
+        return
+    if path is None:
+        from ..errors import UsageError
+
+        raise UsageError("give PATH (a JSONL file or an Ultravisor data directory) or --coordinator URL")
     with Journal.open() as journal:
         report = import_path(journal, path, staging=staging, manifests=not no_manifests)
     emit(report, as_json, _print_import)
