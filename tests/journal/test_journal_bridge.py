@@ -249,3 +249,14 @@ def test_a_corrupt_assignment_file_never_loses_a_write(fake, queue, data_dir):
     assert out["Success"] is True and out["Pending"] is True
     assert "persistence-assignment.json is corrupt" in out["PendingReason"]
     assert json.loads(queue.journal.read("Queue", 0, 1)[0].settings["WorkItem"]["Settings"]) == {"Command": "true"}
+
+
+def test_reads_fall_back_to_the_journal_when_the_backend_fails(fake, queue):
+    queue.upsert_work_item(ITEM)
+    fake.mode = "down"
+    got = queue.get_work_item("wi-1")
+    assert got["Success"] and got["Source"] == "journal"
+    fake.mode = "ok"
+    fake.rows.clear()  # the backend lost the row: its "not found" is checked against the journal
+    got = queue.get_work_item("wi-1")
+    assert got["Success"] and got["Source"] == "journal" and got["WorkItem"]["RunID"] == "rn-1"

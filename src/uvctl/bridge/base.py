@@ -110,9 +110,12 @@ class BridgeBase:
             try:
                 answer = host.dispatch(backend, [action])[0]
             except Exception:
-                answer = None
-            # A failed answer with a Reason is an error, not "absent": ask the journal instead.
-            if answer and answer.get("Available", True) and (answer.get("Success") or not answer.get("Reason")):
+                answer = {}
+            if answer.get("NeedsBootstrap"):
+                _call_assignment("mark_needs_bootstrap", self.bridge, answer.get("Reason") or "the backend lost its readiness")
+            # Only a successful answer counts: "not found" or an error there is checked
+            # against the journal, which holds every write.
+            elif answer.get("Success") and answer.get("Available", True):
                 return self.shape(action, {**answer, "Source": "backend"})
         return self.shape(action, {**self.read_journal(action), "Source": "journal"})
 
