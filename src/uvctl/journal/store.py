@@ -122,6 +122,15 @@ class Journal:
             raise sqlite3.DatabaseError("it cannot switch to WAL mode")
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
+        self._event_columns = table(EVENT).columns
+        self._insert_event_sql = self._upsert_sql[EVENT].split(" ON CONFLICT")[0] + ' ON CONFLICT ("EventGUID") DO NOTHING'
+        try:  # an existing journal of this format needs no DDL (and no write lock to open)
+            found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        except sqlite3.OperationalError:
+            found = None
+        if found is not None and int(found[0]) == FORMAT_VERSION:
+            return
         with self._transaction():
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             conn.execute(
@@ -144,9 +153,6 @@ class Journal:
                     f"the journal {self.path} has format {found[0]}, newer than this uvctl understands "
                     f"({FORMAT_VERSION}); upgrade uvctl"
                 )
-        self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
-        self._event_columns = table(EVENT).columns
-        self._insert_event_sql = self._upsert_sql[EVENT].split(" ON CONFLICT")[0] + ' ON CONFLICT ("EventGUID") DO NOTHING'
 
 
     def close(self) -> None:
