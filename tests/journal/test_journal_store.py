@@ -215,3 +215,36 @@ def test_a_read_only_journal_is_a_clear_error_and_journals_nothing(journal):
     assert journal.last_seq() == 1 and journal.get_work_item("wi-2") is None
     journal.record(upsert("wi-3"))
     assert journal.last_seq() == 2, "the connection is usable again after the failure"
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys
+    from uvctl.journal import Journal, normalize_action
+    with Journal.open() as journal:
+        i = 0
+        while True:
+            done = journal.record_many([
+                normalize_action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": f"wi-{i}", "Status": "Pending"}}),
+                normalize_action("QP_AppendEvent", {"Event": {"WorkItemHash": f"wi-{i}", "EventType": "enqueued"}}),
+            ])
+            print(done[-1].seq, flush=True)  # the call returned: both records must survive
+            i += 1
+""")
+
+
+@pytest.mark.parametrize("stop_after", [5, 40, 120])
+def test_kill_9_loses_no_returned_write_and_leaves_log_and_state_consistent(data_dir, stop_after):
+    import signal
+
+    env = {**os.environ, "UVCTL_DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER], env=env, stdout=subprocess.PIPE, text=True)
+    returned = [int(proc.stdout.readline()) for _ in range(stop_after)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with Journal.open() as journal:
+        log = journal.read("Queue", 0, 100000)
+        assert set(returned) <= {a.seq for a in log}, "a write whose call returned was lost"
+        assert [a.seq for a in log] == list(range(1, len(log) + 1)) and len(log) % 2 == 0, "a half-written batch"
+        upserted = {a.settings["WorkItem"]["WorkItemHash"] for a in log if a.name == "QP_UpsertWorkItem"}
+        assert {r["WorkItemHash"] for r in journal.list_work_items({"Limit": 5000})} == upserted
+        assert journal.stats()["State"]["Events"] == len(log) // 2
