@@ -131,4 +131,4 @@ def make_coordinator():
 
 @pytest.fixture
 def mesh_options(coordinator):
-    return {"Transport": "mesh", "Url": coordinator.url, "Beacon": "db1", "Connection": "1"}
+    return {"Transport": "mesh", "Url": coordinator.url, "Beacon": "db1", "IDBeaconConnection": "1"}

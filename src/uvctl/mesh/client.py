@@ -34,11 +34,11 @@ class DispatchTimeout(BackendUnavailable):
     """The beacon did not finish the work item within its timeout."""
 
 
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``(url without user:password@, user, password)``; a UsageError for a non-http URL."""
+def split_credentials(url: str, what: str = "coordinator URL") -> tuple[str, str | None, str | None]:
+    """``(url without user:password@, user, password)``; a UsageError naming ``what`` for a non-http URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"coordinator URL {mask_url(url)!r} must look like http(s)://host:port")
+        raise UsageError(f"{what} {mask_url(url)!r} must look like http(s)://host:port")
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if parts.port:
         netloc += f":{parts.port}"

@@ -40,7 +40,7 @@ def run(backend) -> BootstrapResult:
                     reason=f"beacon {transport.beacon!r} is not registered with the coordinator at "
                     f"{transport.coordinator.display_url}",
                 )
-            details = _mesh(backend) if options.get("Connection") not in (None, "") else {}
+            details = _mesh(backend) if options.get("IDBeaconConnection") not in (None, "") else {}
         else:
             details = {}
         details.update(_verify(backend))
@@ -64,7 +64,7 @@ def _step(transport, capability: str, action: str, settings: dict, label: str, t
 
 def _mesh(backend) -> dict:
     transport = config.session(backend)["transport"]
-    connection = int(backend.options["Connection"])
+    connection = int(backend.options["IDBeaconConnection"])
     hash_ = config.route_hash(backend)
     from uvctl.schema import UV_TABLES, builtin_descriptor
 
@@ -130,7 +130,7 @@ def _verify(backend) -> dict:
             "create the tables (uvctl schema ensure on that database) and enable their endpoints "
             "on the databeacon (EnableEndpoint), or fix --route-hash"
         )
-        if backend.options.get("Transport") == "mesh" and backend.options.get("Connection"):
+        if backend.options.get("Transport") == "mesh" and backend.options.get("IDBeaconConnection"):
             hint = "check the databeacon's log; the bootstrap steps reported success"
         raise StepFailed(f"{'; '.join(problems)}; {hint}")
     return {"EndpointBases": bases, "RowCounts": counts}

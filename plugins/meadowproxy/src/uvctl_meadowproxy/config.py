@@ -1,7 +1,8 @@
 """The backend's assign options: their specs, validation, identity, and the live session.
 
 Options as stored in the assignment: ``Transport`` (mesh|direct), ``Url``, ``Beacon``,
-``Connection`` (IDBeaconConnection), ``RouteHash``, ``RemoteUser``, ``TimeoutMs``.
+``IDBeaconConnection`` (``--connection``; also Ultravisor's field of the assignment file),
+``RouteHash``, ``RemoteUser``, ``TimeoutMs``.
 ``session(backend)`` builds (once per Backend handle) the transport, the endpoint bases
 and the natural-key → ID cache that the hooks share through ``backend.state``.
 """
@@ -24,7 +25,7 @@ OPTIONS = (
     OptionSpec("Url", "--url", "The coordinator URL (mesh) or the databeacon / meadow REST base URL (direct); "
                "a secured coordinator takes https://USER:PASSWORD@host:port.", required=True, secret=True),
     OptionSpec("Beacon", "--beacon", "mesh: the Name of the databeacon beacon that owns the data."),
-    OptionSpec("Connection", "--connection", "The databeacon's IDBeaconConnection of the target database "
+    OptionSpec("IDBeaconConnection", "--connection", "The databeacon's IDBeaconConnection of the target database "
                "(mesh bootstrap runs EnsureSchema, Introspect and EnableEndpoint on it)."),
     OptionSpec("RouteHash", "--route-hash", "The route hash the tables are served under (/1.0/<hash>/<Table>); "
                "default: derived from the connection's name, or none for a plain meadow server."),
@@ -50,8 +51,8 @@ def validate(options: dict) -> None:
         raise UsageError("--transport must be 'mesh' or 'direct'")
     if not options.get("Url"):
         raise UsageError("--url is required (the coordinator URL for mesh, the server URL for direct)")
-    split_credentials(str(options["Url"]))
-    connection = options.get("Connection")
+    split_credentials(str(options["Url"]), what="--url")
+    connection = options.get("IDBeaconConnection")
     if connection not in (None, ""):
         if not str(connection).isdigit() or int(connection) <= 0:
             raise UsageError(f"--connection must be a positive IDBeaconConnection number, got {connection!r}")
@@ -72,7 +73,7 @@ def validate(options: dict) -> None:
 def identity(options: dict) -> str:
     """Stable and secret-free: the target database, not how it is reached."""
     target = (
-        f"conn-{options['Connection']}" if options.get("Connection") not in (None, "")
+        f"conn-{options['IDBeaconConnection']}" if options.get("IDBeaconConnection") not in (None, "")
         else f"rh-{options.get('RouteHash') or ''}"
     )
     if options.get("Transport") == "mesh":
@@ -121,7 +122,7 @@ def route_hash(backend) -> str:
     options = backend.options
     value = options.get("RouteHash")
     if value in (None, ""):
-        connection = options.get("Connection")
+        connection = options.get("IDBeaconConnection")
         value = "" if connection in (None, "") else _hash_of_connection(state["transport"], int(connection))
     state["route_hash"] = str(value)
     return state["route_hash"]
