@@ -346,8 +346,10 @@ class Journal:
                 row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
                 return int(row[0]) if row else 0
             row = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ?", (bridge,)).fetchone()
+            if row[0] is not None:  # rows left after a prune are all above its mark
+                return int(row[0])
             pruned = self._conn.execute("SELECT value FROM meta WHERE key = ?", (f"pruned_upto:{bridge}",)).fetchone()
-        return max(int(row[0] or 0), int(pruned[0]) if pruned else 0)
+        return int(pruned[0]) if pruned else 0
 
     def count_after(self, bridge: str, seq: int) -> int:
         """How many log rows of ``bridge`` have a seq above ``seq`` (the pending ones)."""
