@@ -301,14 +301,24 @@ class DataBeaconStub:
         self.received: list[tuple[str, str, dict]] = []
         self.hang = False  # claim work and never answer
         self.reset()
-        record = self.coordinator.post("/Beacon/Register", json={
-            "Name": name, "MaxConcurrent": max_concurrent, "Tags": {},
-            "Capabilities": ["MeadowProxy", "DataBeaconAccess", "DataBeaconManagement", "DataBeaconSchema"],
-        }).json()
-        self.beacon_id = record["BeaconID"]
+        self.register()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+
+    def register(self) -> None:
+        record = self.coordinator.post("/Beacon/Register", json={
+            "Name": self.name, "MaxConcurrent": self.max_concurrent, "Tags": {},
+            "Capabilities": ["MeadowProxy", "DataBeaconAccess", "DataBeaconManagement", "DataBeaconSchema"],
+        }).json()
+        self.beacon_id = record["BeaconID"]
+
+    def reconnect(self) -> None:
+        """Restart and register again under a new BeaconID (what a WebSocket reconnect does)."""
+        self.coordinator.delete(f"/Beacon/{self.beacon_id}")
+        time.sleep(0.002)
+        self.reset()
+        self.register()
 
     def reset(self) -> None:
         """A databeacon restart: the runtime allowlist and the in-memory endpoints are lost."""

@@ -244,3 +244,16 @@ def test_bulk_attempts_with_their_own_error_column_are_stored(direct_backend, db
                 for i in range(3)]
     assert run(direct_backend, *attempts) == [{"Available": True, "Success": True}] * 3
     assert [r["Error"] for r in db_rows("UVQueueWorkItemAttempt")] == ["boom 0", "boom 1", "boom 2"]
+
+
+def test_a_single_attempt_lookup_uses_both_key_columns(direct_backend, sent):
+    run(direct_backend, Action("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "w 1", "AttemptNumber": 2}}))
+    direct_backend.state["ids"].clear()
+    sent.clear()
+    patch = Action("QP_UpdateAttemptOutcome", {"WorkItemHash": "w 1", "AttemptNumber": 2, "Patch": {"Outcome": "Complete"}})
+    assert run(direct_backend, patch)[0]["Success"]
+    assert sent == [
+        ("GET", "/1.0/uv-test-persistence/UVQueueWorkItemAttempts/FilteredTo/"
+                "FBV~WorkItemHash~EQ~w%201~FBV~AttemptNumber~EQ~2~FSF~IDUVQueueWorkItemAttempt~ASC~0/0/1000"),
+        ("PUT", "/1.0/uv-test-persistence/UVQueueWorkItemAttempt"),
+    ]

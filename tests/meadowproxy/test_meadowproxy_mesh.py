@@ -145,3 +145,14 @@ def test_a_beacon_without_the_capability_is_a_clear_error(coordinator, databeaco
     with Coordinator(coordinator.url) as client:
         with pytest.raises(WorkError, match="does not provide Nope/Nothing"):
             client.dispatch("Nope", "Nothing", {}, "db1", 5000)
+
+
+def test_a_reconnected_beacon_is_bootstrapped_again(backend, databeacon):
+    assert host.bootstrap(backend).state == "bootstrapped"
+    backend.state["transport"].coordinator.beacon_ttl = 0  # look the beacon up on every request
+    assert host.dispatch(backend, [upsert("w1")])[0]["Success"]
+    databeacon.reconnect()  # a new BeaconID: the databeacon restarted and lost its runtime config
+    answer = host.dispatch(backend, [upsert("w2")])[0]
+    assert answer["Success"] is False and answer["NeedsBootstrap"] and "re-registered" in answer["Reason"]
+    assert host.bootstrap(backend).state == "bootstrapped"
+    assert host.dispatch(backend, [upsert("w2")])[0]["Success"]

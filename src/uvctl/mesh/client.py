@@ -79,6 +79,8 @@ class Coordinator:
         self._client = None
         self._logged_in = False
         self._beacon_seen: dict[str, float] = {}
+        #: The BeaconID each beacon name had when last seen: a new one means it re-registered.
+        self.beacon_ids: dict[str, str | None] = {}
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class Coordinator:
         for record in self.list_beacons():
             if record.get("Name") == name and record.get("Status") != "Offline":
                 self._beacon_seen[name] = time.monotonic()
+                self.beacon_ids[name] = record.get("BeaconID")
                 return record
         self._beacon_seen.pop(name, None)
         return None

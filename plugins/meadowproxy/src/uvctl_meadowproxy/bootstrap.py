@@ -34,7 +34,9 @@ def run(backend) -> BootstrapResult:
     options = backend.options
     try:
         if options.get("Transport") == "mesh":
-            if transport.coordinator.find_beacon(transport.beacon) is None:
+            record = transport.coordinator.find_beacon(transport.beacon)
+            transport.beacon_id = record.get("BeaconID") if record else None
+            if record is None:
                 return BootstrapResult(
                     "waiting-for-beacon",
                     reason=f"beacon {transport.beacon!r} is not registered with the coordinator at "

@@ -24,6 +24,7 @@ REBOOTSTRAP_WORDS = (
     "connection is not live",
     "introspected table not found",
     "endpoint not enabled",
+    "re-registered",
 )
 
 READ_KEYS = {

@@ -400,16 +400,14 @@ class Translator:
         column = routes.NATURAL_KEYS[table][0]
         extra = [routes.fbv("Deleted", 0, "GE")] if include_deleted else []
         found, error = {}, None
-        singles = [k for k in keys if "," in str(k[0])]
-        firsts = list(dict.fromkeys(k[0] for k in keys if "," not in str(k[0])))
-        for group in _filter_groups(firsts):
-            terms = [routes.fbl(column, group)] + extra + [routes.fsf(routes.primary_key(table))]
-            rows, raw = self.fetch_all(base, terms)
-            error = error or raw
-            self._collect(table, rows, found)
-        for key in singles:
-            terms = [routes.fbv(column, key[0])] + extra + [routes.fsf(routes.primary_key(table))]
-            rows, raw = self.fetch_all(base, terms)
+        # One key: its exact FBV terms (``~FBV~`` for the two-column attempt key). Many: one
+        # FBL list filter per group on the first key column, matched here on the full key.
+        singles = keys if len(keys) == 1 else [k for k in keys if "," in str(k[0])]
+        firsts = [] if len(keys) == 1 else list(dict.fromkeys(k[0] for k in keys if "," not in str(k[0])))
+        queries = [[routes.fbl(column, group)] for group in _filter_groups(firsts)]
+        queries += [routes.key_terms(table, dict(zip(routes.NATURAL_KEYS[table], key))) for key in singles]
+        for terms in queries:
+            rows, raw = self.fetch_all(base, terms + extra + [routes.fsf(routes.primary_key(table))])
             error = error or raw
             self._collect(table, rows, found)
         return found, error

@@ -61,13 +61,25 @@ class MeshTransport:
         self.beacon = beacon
         self.remote_user = remote_user
         self.timeout_ms = timeout_ms
+        self.beacon_id: str | None = None  # the BeaconID seen first (or at the last bootstrap)
 
     def describe(self) -> str:
         return f"beacon {self.beacon!r} via the coordinator at {self.coordinator.display_url}"
 
     def run(self, capability: str, action: str, settings: dict, timeout_ms: int | None = None) -> dict:
         """Any work item on the assigned beacon (bootstrap steps); its Outputs."""
+        self.check_same_beacon()
         return self.coordinator.dispatch(capability, action, settings, self.beacon, timeout_ms or self.timeout_ms)
+
+    def check_same_beacon(self) -> None:
+        """A WorkError when the beacon re-registered since it was first seen (a reconnect:
+        a restarted databeacon has lost its runtime allowlist, so bootstrap again)."""
+        self.coordinator.require_beacon(self.beacon)
+        current = self.coordinator.beacon_ids.get(self.beacon)
+        if self.beacon_id is None:
+            self.beacon_id = current
+        elif current is not None and current != self.beacon_id:
+            raise WorkError(f"beacon {self.beacon!r} re-registered ({self.beacon_id} -> {current}); bootstrap again")
 
     def request(self, method: str, path: str, body: str | None = None) -> HttpAnswer:
         settings = {"Method": method, "Path": path, "RemoteUser": self.remote_user}
