@@ -69,6 +69,8 @@ def test_identical_writes_are_not_logged_twice(journal):
 def test_events_get_per_item_seq_and_duplicates_are_skipped(journal):
     done = journal.apply([event("wi-1"), event("wi-2"), event("wi-1"), event("wi-1", Seq=10), event("wi-1")])
     assert [r.action.settings["Event"]["Seq"] for r in done] == [1, 1, 2, 10, 11]
+    twice = event("wi-4")
+    assert [r.outcome for r in journal.apply([twice, twice])] == ["applied", "duplicate"], "same batch"
     journal.record(event("wi-3", Seq=20))
     later = journal.apply([event("wi-3", Seq=5), event("wi-3"), event("wi-3")])
     assert [r.action.settings["Event"]["Seq"] for r in later] == [5, 21, 22]
@@ -77,7 +79,7 @@ def test_events_get_per_item_seq_and_duplicates_are_skipped(journal):
     assert [e["Seq"] for e in journal.get_events("wi-1")] == [1, 2, 10, 11]
     assert [e["Seq"] for e in journal.get_events("wi-1", 2)] == [1, 2]
     logged = journal.read("Queue", 0, 10)
-    assert [a.settings["Event"]["Seq"] for a in logged] == [1, 1, 2, 10, 11, 20, 5, 21, 22], "the log carries the assigned Seq"
+    assert [a.settings["Event"]["Seq"] for a in logged] == [1, 1, 2, 10, 11, 1, 20, 5, 21, 22], "the log carries the assigned Seq"
 
 
 def test_attempts_insert_or_ignore_and_outcome_updates(journal):
