@@ -9,7 +9,6 @@ import uuid
 import pytest
 
 from uvctl.errors import UsageError
-from uvctl.journal import Journal
 from uvctl.journal.importer import import_path
 
 
