@@ -268,6 +268,10 @@ class UltravisorStub(CoordinatorStub):
         stub = self
 
         class Handler(base):
+            # Headers and body go out as separate writes: without TCP_NODELAY every answer on a
+            # keep-alive connection waits ~40 ms for a delayed ACK.
+            disable_nagle_algorithm = True
+
             def _route(self, method):
                 path, _, query = self.path.partition("?")
                 stub.requests.append(f"{method} {self.path}")
