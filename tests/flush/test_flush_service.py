@@ -79,25 +79,28 @@ def test_first_failing_batch_stops_the_run_and_the_next_run_resumes(pg_url, jour
     calls = traffic(12)
     bad_at = len(calls) // 2
     calls.insert(bad_at, ("QP_UpdateWorkItem", {"WorkItemHash": calls[0][1]["WorkItem"]["WorkItemHash"],
-                                                 "Patch": {"Status": "S" * 40}}))  # Status is VARCHAR(32)
+                                                 "Patch": {"Status": "Poison"}}))
     record(journal, calls)
     handle = sql_assigned(pg_url)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # the database refuses that one record
+        conn.execute(sa.text('ALTER TABLE "UVQueueWorkItem" ADD CONSTRAINT no_poison CHECK ("Status" <> \'Poison\')'))
     result = cli_runner(["flush", "--batch-size", "10"])
     assert result.exit_code == 1
     log = journal.read("Queue", 0, 10000)
     first = (bad_at // 10) * 10  # the failing batch starts here
     batch = f"seq {log[first].seq}..{log[min(first + 9, len(log) - 1)].seq} was refused"
-    assert batch in result.output and "StringDataRightTruncation" in result.output
+    assert batch in result.output and "no_poison" in result.output
     assert "run 'uvctl flush' again" in result.output
     mark = HighWaterMarks().get("Queue", handle.identity)
     assert mark == log[first - 1].seq  # the last acknowledged batch
-    assert journal.count_after("Queue", mark) == len(calls) - (bad_at // 10) * 10
+    assert journal.count_after("Queue", mark) == len(calls) - first
+    assert cli_runner(["flush", "--batch-size", "10"]).exit_code == 1  # still refused: the mark stays
+    assert HighWaterMarks().get("Queue", handle.identity) == mark
 
-    engine = sa.create_engine(pg_url)
-    with engine.begin() as conn:  # the operator widens the column; the next run resumes
-        conn.execute(sa.text('ALTER TABLE "UVQueueWorkItem" ALTER COLUMN "Status" TYPE VARCHAR(64)'))
+    with engine.begin() as conn:  # the operator lifts the constraint; the next run resumes
+        conn.execute(sa.text('ALTER TABLE "UVQueueWorkItem" DROP CONSTRAINT no_poison'))
     engine.dispose()
-    assignment.mark_needs_bootstrap("Queue", "schema changed by hand")
     result = cli_runner(["flush", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["Bridges"]["Queue"]["FromSeq"] == mark

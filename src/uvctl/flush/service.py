@@ -18,6 +18,9 @@ from ..errors import BackendUnavailable, UsageError, UvctlError, mask_secrets
 
 BRIDGES = (QUEUE, MANIFEST)
 MAX_BATCH = 10000
+#: Records per batch: one transaction and one mark write each; large enough that those
+#: fixed costs stay small, small enough that a crash resends little (see bench_flush_throughput).
+DEFAULT_BATCH = 1000
 
 
 @dataclass
@@ -79,7 +82,7 @@ def _no_progress(total, label):
     yield _Bar()
 
 
-def flush(bridges=BRIDGES, replay: bool = False, batch_size: int = 500, dry_run: bool = False,
+def flush(bridges=BRIDGES, replay: bool = False, batch_size: int = DEFAULT_BATCH, dry_run: bool = False,
           progress=None, journal=None) -> FlushReport:
     """Flush the journal to each bridge's assigned backend; see the module docstring.
 

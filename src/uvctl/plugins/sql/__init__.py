@@ -1,7 +1,7 @@
 """The built-in ``sql`` backend: any SQLAlchemy database URL, bootstrapped by ``schema ensure``.
 
 It implements exactly the public hooks a third-party backend would: register, bootstrap,
-dispatch, lookup, close. Hook bodies import SQLAlchemy lazily so ``uvctl --help`` stays fast.
+dispatch, normalize, lookup, close. Hook bodies import SQLAlchemy lazily so ``uvctl --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def _identity(options: dict) -> str:
 
 
 def _validate(options: dict) -> None:
+    from ...errors import UsageError
     from .connect import check_url
 
+    given = options.get(DB_OPTION)
+    if given is not None and not str(given).strip():
+        # an empty --db (say "$DB_URL" with the variable unset) must not quietly mean the default database
+        raise UsageError("--db is empty; give a database URL, or leave --db out to use the default database")
     check_url(url_of(options))
 
 
@@ -73,6 +78,15 @@ def uvctl_dispatch(backend, actions):
     from .dispatch import dispatch
 
     return dispatch(backend, url_of(backend.options), actions)
+
+
+@hookimpl(tryfirst=True)
+def uvctl_normalize(backend, action, raw):
+    # dispatch already answers with Ultravisor envelopes; answering first spares every
+    # other plugin's normalize call for each action of a flush
+    if backend.name != NAME:
+        return None
+    return raw
 
 
 @hookimpl

@@ -30,6 +30,8 @@ def check_url(url: str):
     shown = mask_url(url)
     if not url or not str(url).strip():
         raise UsageError("empty database URL; pass --db dialect+driver://user@host/database")
+    if not str(url).isprintable():
+        raise UsageError(f"database URL {shown!r} contains control characters; retype it")
     try:
         parsed = sa.engine.make_url(url)
     except sa_exc.ArgumentError:

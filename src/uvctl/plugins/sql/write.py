@@ -15,7 +15,6 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -30,7 +29,7 @@ KEYS = {
     ATTEMPT: ("WorkItemHash", "AttemptNumber"),
     MANIFEST: ("Hash",),
 }
-_PAGE = 500  # keys per "IN (...)" look-up
+_PAGE = 1000  # keys per look-up statement
 
 
 class InvalidAction(Exception):
@@ -65,7 +64,7 @@ class TableInfo:
 
     table: sa.Table
     key: tuple
-    data_columns: frozenset
+    data_columns: frozenset  # what a record may set: every column but the ID and the stamps
     defaults: dict
     create_col: str | None
     update_col: str | None
@@ -82,7 +81,7 @@ def table_infos(tables: dict) -> dict:
         special = {t: next((c for c, ty in types.items() if ty == t and c in present), None)
                    for t in ("AutoIdentity", "CreateDate", "UpdateDate", "Deleted")}
         skip = {special["AutoIdentity"], special["CreateDate"], special["UpdateDate"]}
-        data = frozenset(c for c in present if c not in skip and c != special["Deleted"])
+        data = frozenset(c for c in present if c not in skip)
         defaults = {c: None for c in present if c not in skip}
         defaults.update({c: v for c, v in desc.get("DefaultObject", {}).items() if c in defaults})
         infos[scope] = TableInfo(table, KEYS[scope], data, defaults, special["CreateDate"],
@@ -120,9 +119,9 @@ def _values_of(spec: WriteSpec, settings: dict, info: TableInfo) -> tuple[tuple,
         if not isinstance(record, dict):
             raise InvalidAction(f"Settings.{spec.record} is not an object")
         key = _key_of(spec, settings, record)
-        values = {c: v for c, v in record.items() if c in info.data_columns and c not in info.key}
+        values = _pick(record, info.data_columns)
         if spec.revive and info.deleted_col:
-            values[info.deleted_col] = False
+            values = {**values, info.deleted_col: False}
         return key, values
     key = _key_of(spec, settings, None)
     if spec.remove:
@@ -132,7 +131,18 @@ def _values_of(spec: WriteSpec, settings: dict, info: TableInfo) -> tuple[tuple,
     patch = settings.get("Patch")
     if not isinstance(patch, dict):
         raise InvalidAction("Settings.Patch is not an object")
-    return key, {c: v for c, v in patch.items() if c in info.data_columns and c not in info.key}
+    return key, _pick(patch, info.data_columns)
+
+
+def _pick(record: dict, allowed: frozenset) -> dict:
+    """``record`` restricted to ``allowed`` columns; the record itself when it already is.
+
+    Journal records are already projected, so the fast path is the common one; the result
+    is shared with the action and must not be changed (steps copy before merging).
+    """
+    if record.keys() <= allowed:
+        return record
+    return {c: v for c, v in record.items() if c in allowed}
 
 
 def plan(actions: list, infos: dict, results: list, indices: list) -> list:
@@ -155,7 +165,7 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
             if any(step.kind == "insert" for step in steps):
                 results[i] = envelope(True, AlreadyPresent=True)
                 continue
-            steps.append(_Step("insert", values, [i], key))
+            steps.append(_Step("insert", values, [i], key))  # never merged into: no copy
         elif last is not None and (last.kind == "upsert" or (last.kind == "update" and spec.kind == "update")):
             last.values.update(values)
             last.indices.append(i)
@@ -171,8 +181,7 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
 
 def apply(conn, actions: list, infos: dict, results: list, indices: list) -> None:
     """Apply the write actions ``indices`` of ``actions`` on ``conn`` (inside its transaction)."""
-    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-    writer = _Writer(conn, now)
+    writer = _Writer(conn)
     for scope, kind, steps in plan(actions, infos, results, indices):
         info = infos[scope]
         if kind == "insert":
@@ -182,44 +191,48 @@ def apply(conn, actions: list, infos: dict, results: list, indices: list) -> Non
             continue
         if kind == "upsert":
             writer.upsert(info, steps)
-        elif steps[0].values:
+        elif _settable(info, steps[0].values):
             writer.update(info, steps)
         for step in steps:
             for i in step.indices:
                 results[i] = envelope(True)
 
 
+def _settable(info: TableInfo, values: dict) -> list:
+    """The columns of ``values`` an upsert or update sets (never the natural key)."""
+    return sorted(c for c in values if c not in info.key)
+
+
 class _Writer:
     """The per-dialect statements."""
 
-    def __init__(self, conn, now):
+    def __init__(self, conn):
         self.conn = conn
-        self.now = now
         self.dialect = conn.dialect.name
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
-        self.returning = self.on_conflict and bool(getattr(conn.dialect, "insert_executemany_returning", False))
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
-        base = dict(info.defaults)
-        for column in (info.create_col, info.update_col):
-            if column:
-                base[column] = self.now
+        base = info.defaults
         rows = []
-        for step in steps:
+        for step in steps:  # the key columns are in every record (_key_of read them there)
             row = dict(base)
             row.update(step.values)
-            row.update(zip(info.key, step.key))
             rows.append(row)
         return rows
 
-    def _dialect_insert(self, table):
-        if self.dialect == "postgresql":
+    def _insert(self, info: TableInfo, dialect_specific: bool = True):
+        """An INSERT of ``info.table`` whose CreateDate/UpdateDate the database stamps itself
+        (one SQL expression for the whole executemany, no per-row datetime binding)."""
+        if dialect_specific and self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
-        elif self.dialect == "sqlite":
+        elif dialect_specific and self.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
-        else:
+        elif dialect_specific and self.dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert
-        return insert(table)
+        else:
+            insert = sa.insert
+        stamps = {c: sa.func.current_timestamp() for c in (info.create_col, info.update_col) if c}
+        return insert(info.table).values(stamps) if stamps else insert(info.table)
 
     def existing(self, info: TableInfo, keys) -> set:
         """The subset of ``keys`` already stored (any Deleted state)."""
@@ -230,39 +243,49 @@ class _Writer:
         found = set()
         for start in range(0, len(firsts), _PAGE):
             chunk = firsts[start:start + _PAGE]
-            for row in self.conn.execute(sa.select(*columns).where(columns[0].in_(chunk))):
+            if self.dialect == "postgresql":  # one array parameter: a short statement the driver caches
+                from sqlalchemy.dialects.postgresql import ARRAY
+
+                match = columns[0] == sa.any_(sa.bindparam("keys", chunk, type_=ARRAY(columns[0].type)))
+            else:
+                match = columns[0].in_(chunk)
+            for row in self.conn.execute(sa.select(*columns).where(match)):
                 key = tuple(int(v) if name == "AttemptNumber" else v for name, v in zip(info.key, row))
                 if key in wanted:
                     found.add(key)
         return found
 
     def insert_missing(self, info: TableInfo, steps) -> set:
-        """Insert-or-ignore by natural key; the keys really inserted."""
-        rows = self._insert_rows(info, steps)
-        if self.returning:
-            stmt = self._dialect_insert(info.table).on_conflict_do_nothing(index_elements=list(info.key))
-            stmt = stmt.returning(*[info.table.c[name] for name in info.key])
-            return {tuple(row) for row in self.conn.execute(stmt, rows)}
+        """Insert-or-ignore by natural key; the keys really inserted.
+
+        The keys already stored are looked up first, in this transaction, and only the others
+        are inserted: that is the count. SQLite and PostgreSQL still insert with ON CONFLICT DO
+        NOTHING, so a concurrent writer of the same key cannot fail the batch. (RETURNING would
+        count too, but it turns the fast executemany into huge multi-row statements.)
+        """
         present = self.existing(info, [step.key for step in steps])
-        fresh = [row for row, step in zip(rows, steps) if step.key not in present]
+        fresh = [step for step in steps if step.key not in present]
         if fresh:
-            self.conn.execute(sa.insert(info.table), fresh)
-        return {step.key for step in steps if step.key not in present}
+            stmt = self._insert(info, dialect_specific=self.on_conflict)
+            if self.on_conflict:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(info.key))
+            self.conn.execute(stmt, self._insert_rows(info, fresh))
+        return {step.key for step in fresh}
 
     def upsert(self, info: TableInfo, steps) -> None:
         """One-statement upsert by natural key: insert with defaults, else set the given columns."""
         rows = self._insert_rows(info, steps)
-        assigned = sorted(steps[0].values) + ([info.update_col] if info.update_col else [])
+        assigned = _settable(info, steps[0].values) + ([info.update_col] if info.update_col else [])
         if not assigned:
             self.insert_missing(info, steps)
             return
         if self.on_conflict:
-            stmt = self._dialect_insert(info.table)
+            stmt = self._insert(info)
             stmt = stmt.on_conflict_do_update(index_elements=list(info.key),
                                               set_={c: stmt.excluded[c] for c in assigned})
             self.conn.execute(stmt, rows)
         elif self.dialect in ("mysql", "mariadb"):
-            stmt = self._dialect_insert(info.table)
+            stmt = self._insert(info)
             stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in assigned})
             self.conn.execute(stmt, rows)
         else:  # no portable upsert construct (MSSQL, ...): look up, then update + insert
@@ -272,21 +295,19 @@ class _Writer:
                 self.update(info, old)
             fresh = [row for row, step in zip(rows, steps) if step.key not in present]
             if fresh:
-                self.conn.execute(sa.insert(info.table), fresh)
+                self.conn.execute(self._insert(info, dialect_specific=False), fresh)
 
     def update(self, info: TableInfo, steps) -> None:
         """``UPDATE ... SET <columns> WHERE <natural key>`` for every step, as one executemany."""
         table = info.table
-        columns = sorted(steps[0].values)
+        columns = _settable(info, steps[0].values)
         values = {c: sa.bindparam(f"v_{c}") for c in columns}
         if info.update_col:
-            values[info.update_col] = sa.bindparam("v__stamp")
+            values[info.update_col] = sa.func.current_timestamp()
         stmt = table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}") for k in info.key]).values(values)
         rows = []
         for step in steps:
             row = {f"v_{c}": step.values[c] for c in columns}
             row.update({f"k_{k}": v for k, v in zip(info.key, step.key)})
-            if info.update_col:
-                row["v__stamp"] = self.now
             rows.append(row)
         self.conn.execute(stmt, rows)

@@ -1,0 +1,198 @@
+"""Flush throughput: 100k journal records (work items with their events and attempts) into
+SQLite and PostgreSQL, against (a) a plain SQLAlchemy executemany of the same rows into the same
+tables and (b) the upstream style, one statement and one commit per record.
+
+Targets: flush >= 0.5 x (a) and >= 20 x (b). Usage:
+
+    .venv/bin/python benchmarks/bench_flush_throughput.py [--items 20000] [--engines sqlite,postgres]
+        [--upstream-sample 3000] [--batch-size 1000] [--repeat 3]
+
+Each work item gives 5 records (upsert, 3 events, 1 attempt), so 20000 items = 100k records.
+(b) is measured on the first --upstream-sample records (it is slow) and reported as a rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+PG_SERVER = os.environ.get("UVCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def calls_for(items: int):
+    """Bridge calls as they happen: each item enqueued, its events and its attempt, in order."""
+    for n in range(items):
+        h = f"wi-run{n % 97}-node{n}-1732600000000-{n}"
+        yield "QP_UpsertWorkItem", {"WorkItem": {
+            "WorkItemHash": h, "RunHash": f"run{n % 97}", "RunID": f"R{n % 97}", "NodeHash": f"node{n}",
+            "OperationHash": f"op{n % 11}", "Capability": "Shell", "Action": "Execute",
+            "Settings": {"Command": f"echo {n}"}, "Status": "Pending", "Priority": n % 3, "TimeoutMs": 30000,
+            "EnqueuedAt": "2026-11-26T10:00:00.000Z", "MaxAttempts": 2}}
+        yield "QP_AppendEvent", {"Event": {"WorkItemHash": h, "EventType": "enqueued", "ToStatus": "Pending", "Payload": {"n": n}}}
+        yield "QP_InsertAttempt", {"Attempt": {"WorkItemHash": h, "AttemptNumber": 1, "BeaconID": f"bcn-{n % 4}",
+                                               "DispatchedAt": "2026-11-26T10:00:01.000Z", "Outcome": "Dispatched"}}
+        yield "QP_AppendEvent", {"Event": {"WorkItemHash": h, "EventType": "dispatched", "FromStatus": "Pending",
+                                           "ToStatus": "Dispatched", "BeaconID": f"bcn-{n % 4}"}}
+        yield "QP_AppendEvent", {"Event": {"WorkItemHash": h, "EventType": "completed", "FromStatus": "Dispatched",
+                                           "ToStatus": "Complete", "Payload": {"ExitCode": 0}}}
+
+
+def fill_journal(journal, items: int) -> None:
+    from uvctl.journal import normalize_action
+
+    chunk = []
+    for name, settings in calls_for(items):
+        chunk.append(normalize_action(name, settings))
+        if len(chunk) == 5000:
+            journal.record_many(chunk)
+            chunk = []
+    if chunk:
+        journal.record_many(chunk)
+
+
+class Target:
+    """A fresh, schema-ensured database per measurement."""
+
+    def __init__(self, engine_name: str, folder: str):
+        self.engine_name, self.folder, self.created = engine_name, folder, []
+
+    def fresh(self) -> str:
+        from uvctl.schema import ensure_schema
+
+        if self.engine_name == "sqlite":
+            url = f"sqlite:///{self.folder}/target-{uuid.uuid4().hex[:8]}.sqlite"
+        else:
+            import sqlalchemy as sa
+            from sqlalchemy.engine import make_url
+
+            name = f"uvctl_bench_{uuid.uuid4().hex[:10]}"
+            admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            admin.dispose()
+            self.created.append(name)
+            url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+        ensure_schema(url)
+        if self.engine_name == "sqlite":  # as the sql backend's bootstrap leaves it, for (a) and (b) too
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            engine.dispose()
+        return url
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in self.created:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def bench_flush(url: str, journal, batch_size: int) -> float:
+    from uvctl import assignment
+    from uvctl.flush import flush
+
+    assignment.assign("sql", {"Db": url})
+    assert assignment.backend_for("Queue", bootstrap=True) is not None
+    start = time.perf_counter()
+    report = flush(bridges=("Queue",), batch_size=batch_size, journal=journal)
+    elapsed = time.perf_counter() - start
+    assert report.ok, report.error
+    return elapsed
+
+
+def final_rows(journal) -> dict:
+    return {t: journal.all_rows(t) for t in ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt")}
+
+
+def bench_executemany(url: str, rows: dict) -> float:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    md = sa.MetaData()
+    with engine.connect() as conn:
+        md.reflect(bind=conn, only=list(rows))
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        for name, table_rows in rows.items():
+            columns = set(md.tables[name].c.keys())
+            conn.execute(sa.insert(md.tables[name]), [{k: v for k, v in r.items() if k in columns} for r in table_rows])
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def bench_upstream(url: str, journal, sample: int) -> float:
+    """One INSERT and one commit per record, as the upstream bridges write (POST per record)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    md = sa.MetaData()
+    with engine.connect() as conn:
+        md.reflect(bind=conn)
+    keys = {"QP_UpsertWorkItem": ("UVQueueWorkItem", "WorkItem"), "QP_AppendEvent": ("UVQueueWorkItemEvent", "Event"),
+            "QP_InsertAttempt": ("UVQueueWorkItemAttempt", "Attempt")}
+    actions = journal.read("Queue", 0, sample)
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        for action in actions:
+            name, key = keys[action.name]
+            table = md.tables[name]
+            record = {k: v for k, v in action.settings[key].items() if k in table.c}
+            conn.execute(sa.insert(table), record)
+            conn.commit()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed / len(actions)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--upstream-sample", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for (a) and the flush (the machine is shared)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="uvctl-bench-flush-") as folder:
+        os.environ["UVCTL_DATA_DIR"] = folder
+        os.environ.setdefault("UVCTL_JOURNAL_SYNC", "normal")
+        from uvctl.journal import Journal
+
+        with Journal.open() as journal:
+            start = time.perf_counter()
+            fill_journal(journal, args.items)
+            records = journal.count_after("Queue", 0)
+            print(f"journal: {records} records written in {time.perf_counter() - start:.1f} s")
+            rows = final_rows(journal)
+            for engine_name in args.engines.split(","):
+                target = Target(engine_name, folder)
+                try:
+                    flush_s = min(bench_flush(target.fresh(), journal, args.batch_size) for _ in range(args.repeat))
+                    many_s = min(bench_executemany(target.fresh(), rows) for _ in range(args.repeat))
+                    upstream_per_record = bench_upstream(target.fresh(), journal, min(args.upstream_sample, records))
+                finally:
+                    target.drop_all()
+                flush_rate, many_rate, upstream_rate = records / flush_s, records / many_s, 1 / upstream_per_record
+                print(f"{engine_name}: flush {records} records in {flush_s:.2f} s = {flush_rate:,.0f} records/s "
+                      f"(batch {args.batch_size}, best of {args.repeat})")
+                print(f"{engine_name}: (a) plain executemany of the same rows {many_s:.2f} s = {many_rate:,.0f} rows/s; "
+                      f"flush/executemany = {flush_rate / many_rate:.2f} (target >= 0.5)")
+                print(f"{engine_name}: (b) one statement + commit per record {upstream_rate:,.0f} records/s "
+                      f"(sample of {min(args.upstream_sample, records)}); flush/upstream = {flush_rate / upstream_rate:.1f}x "
+                      f"(target >= 20x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
