@@ -104,9 +104,18 @@ def main(argv=None) -> int:
             figures["ok"] = verdict(name, figures)
             results[name] = figures
             print(json.dumps(figures, indent=2, default=str), flush=True)
-    args.out.write_text(json.dumps({"finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                    "arguments": {k: v for k, v in vars(args).items() if k != "out"},
-                                    "results": results}, indent=2, default=str) + "\n")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    arguments = {k: v for k, v in vars(args).items() if k not in ("out", "trials_to_run")}
+    for figures in results.values():
+        figures.update({"finished_at": stamp, "arguments": arguments})
+    merged = {}
+    if args.out.exists():  # trials run separately accumulate in one file; a rerun replaces its entry
+        try:
+            merged = json.loads(args.out.read_text()).get("results", {})
+        except ValueError:
+            merged = {}
+    merged.update(results)
+    args.out.write_text(json.dumps({"results": merged}, indent=2, default=str) + "\n")
     failed = [name for name, f in results.items() if f.get("ok") is False]
     print(f"figures written to {args.out}; " + (f"FAILED: {', '.join(failed)}" if failed else "all trials passed"))
     return 1 if failed else 0

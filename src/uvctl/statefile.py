@@ -20,6 +20,8 @@ def read_json(path: Path, default=None, what: str = "state file"):
         return default
     except OSError as exc:
         raise UvctlError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UvctlError(f"{what} {path} is corrupt (not UTF-8 text at byte {exc.start}); fix or remove it by hand") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

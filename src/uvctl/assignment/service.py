@@ -100,6 +100,12 @@ def _handle(entry: dict):
     key = (entry["Backend"], json.dumps(entry.get("Options") or {}, sort_keys=True, default=str), str(data_dir()))
     handle = _handles.get(key)
     if handle is None:
+        try:  # the file may have been edited by hand: its options get the checks 'assign' gives them
+            resolve_options(host.backend_info(entry["Backend"]), entry.get("Options") or {})
+        except UsageError as exc:
+            from .store import path
+
+            raise UsageError(f"the assignment in {path()} is not valid: {exc}; run 'uvctl persistence assign' again") from None
         handle = host.open_backend(entry["Backend"], entry.get("Options") or {})
         _handles[key] = handle
     return handle

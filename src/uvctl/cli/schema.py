@@ -39,7 +39,20 @@ def _resolve(db: str | None, schema_file: str | None) -> tuple[str, dict]:
         from ..paths import default_db_url
 
         db = default_db_url()
+    else:
+        _refuse_memory_db(db)
     return db, descriptor
+
+
+def _refuse_memory_db(db: str) -> None:
+    """An in-memory SQLite URL would make every command report on a database that is then thrown away."""
+    from ..errors import UsageError
+    from ..schema.connection import parse_url
+
+    parsed = parse_url(db)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UsageError(f"--db {db!r} is an in-memory SQLite database, gone when uvctl exits; "
+                         f"name a file: sqlite:///path/to/file.sqlite")
 
 
 def _print_report(data: dict, url: str, executed: bool) -> None:

@@ -6,7 +6,7 @@ the descriptor is accepted, stored and returned without touching this package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 WORK_ITEM = "UVQueueWorkItem"
@@ -25,6 +25,9 @@ NATURAL_KEYS = {
 #: Column types the backend stamps itself; the journal neither accepts nor returns them.
 _MANAGED_TYPES = ("AutoIdentity", "CreateDate", "UpdateDate")
 _BOOLEAN_TYPES = ("Boolean", "Deleted")
+#: The longest text a column without a numeric Size takes (characters): beyond it a record
+#: would be refused by some backends and stop every flush behind it.
+MAX_TEXT = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class Table:
     types: dict
     defaults: dict
     key: tuple[str, ...]
+    #: ``{column: maximum characters}`` of the string columns (the descriptor's Size, else MAX_TEXT).
+    sizes: dict = field(default_factory=dict)
 
     def is_boolean(self, column: str) -> bool:
         return self.types[column] in _BOOLEAN_TYPES
@@ -55,8 +60,18 @@ def tables() -> dict[str, Table]:
         writable = [c for c in cols if c["Type"] not in _MANAGED_TYPES]
         types = {c["Column"]: c["Type"] for c in writable}
         defaults = {col: _default_for(types[col], defaults_of[name].get(col)) for col in types}
-        out[name] = Table(name, tuple(types), types, defaults, NATURAL_KEYS[name])
+        sizes = {c["Column"]: _size_of(c) for c in writable if c["Type"] in ("String", "Text", "JSON", "GUID", "AutoGUID")}
+        out[name] = Table(name, tuple(types), types, defaults, NATURAL_KEYS[name], sizes)
     return out
+
+
+def _size_of(column: dict) -> int:
+    size = column.get("Size")
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    if isinstance(size, str) and size.strip().isdigit() and int(size) > 0:
+        return int(size)
+    return 36 if column["Type"] in ("GUID", "AutoGUID") else MAX_TEXT
 
 
 def _default_for(col_type: str, value):

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from ..actions import ALL_ACTIONS, Action
 from ..errors import UsageError
-from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table
+from .columns import ATTEMPT, EVENT, MANIFEST, MAX_TEXT, WORK_ITEM, table
 from .filters import normalize_filter, normalize_limit
 
 #: Write actions carrying one whole record: action → (table, Settings key).
@@ -134,12 +134,23 @@ def _project(action: str, table_name: str, record: dict) -> dict:
                 if record.get(target) in (None, ""):
                     record[target] = value
     coercers = _coercers(table_name)
+    sizes = table(table_name).sizes
     out = {}
     for col, value in record.items():
         convert = coercers.get(col)
         if convert is not None:
-            out[col] = value if type(value) is str and convert is _to_text else convert(action, col, value)
+            value = value if type(value) is str and convert is _to_text else convert(action, col, value)
+            if type(value) is str and len(value) > sizes.get(col, MAX_TEXT):
+                _too_long(action, table_name, col, value)
+            out[col] = value
     return out
+
+
+def _too_long(action: str, table_name: str, col: str, value: str):
+    """A value longer than its column: refused here, since a backend would refuse it at every flush."""
+    limit = table(table_name).sizes.get(col, MAX_TEXT)
+    raise UsageError(f"{action}: {col} is {len(value)} characters long, the {table_name} column holds at most "
+                     f"{limit}; shorten it")
 
 
 @lru_cache(maxsize=None)
@@ -211,6 +222,12 @@ def _key(action: str, table_name: str, col: str, value):
         return number
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{action}: {col} is required (a non-empty string); add it to the Settings")
+    if not value.isprintable():
+        raise UsageError(f"{action}: {col} {value[:80]!r} contains control characters; a natural key must be "
+                         f"printable text")
+    limit = table(table_name).sizes.get(col if col != "RunHash" else "Hash", MAX_TEXT)
+    if len(value) > limit:
+        _too_long(action, table_name, col if col != "RunHash" else "Hash", value)
     return value
 
 

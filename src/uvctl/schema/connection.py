@@ -37,6 +37,8 @@ def parse_url(url: str):
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if isinstance(url, str) and not url.isprintable():
+        raise UsageError(f"database URL {mask_url(url)!r} contains control characters; retype it")
     try:
         return make_url(url)
     except (ArgumentError, ValueError, TypeError):

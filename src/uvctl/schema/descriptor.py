@@ -102,7 +102,7 @@ def table_indexes(table: dict) -> list[dict]:
         result.append(
             {
                 "Name": index.get("Name") or f"IX_{table['Scope']}_{position}",
-                "Columns": [columns] if isinstance(columns, str) else list(columns or []),
+                "Columns": [columns] if isinstance(columns, str) else list(columns) if isinstance(columns, list) else [],
                 "Unique": bool(index.get("Unique", False)),
             }
         )
@@ -202,7 +202,7 @@ def _column_problems(where: str, column, columns: dict, identities: list) -> lis
     elif name.lower() in columns:
         problems.append(f"{where}: duplicate column {name!r}")
     column_type = column.get("Type")
-    if column_type not in TYPE_KINDS:
+    if not isinstance(column_type, str) or column_type not in TYPE_KINDS:
         problems.append(
             f"{where} {name or ''}: unknown Type {json.dumps(column_type)}; known types: {', '.join(TYPE_KINDS)}"
         )

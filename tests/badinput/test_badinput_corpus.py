@@ -1,0 +1,73 @@
+"""Every file of the bad-input corpus, through the CLI: one clear line on stderr, a non-zero
+exit, no traceback, no secret echoed, and nothing changed in the data dir or the target."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from .conftest import CORPUS, fingerprint
+
+SECRETS = ("S3cr3tPw", "HandEditedPw", "Pw0rd!", "MeshPw")
+
+
+def _cases():
+    for path in sorted(CORPUS.rglob("*")):
+        if path.is_file():
+            yield pytest.param(path, id=str(path.relative_to(CORPUS)))
+
+
+def assert_clean_error(result, multiline_ok: bool = False) -> None:
+    """Non-zero exit; stderr is one ``uvctl: error:`` line (a descriptor may list its problems
+    on indented lines after it); no traceback; no secret anywhere."""
+    out = (result.stdout or "") + (result.stderr or "")
+    lines = [line for line in (result.stderr or "").splitlines() if line.strip()]
+    assert result.exit_code != 0, out
+    assert lines and lines[0].startswith("uvctl: error: "), out
+    assert not lines[0].startswith("uvctl: error: unexpected "), out
+    assert len(lines) == 1 or (multiline_ok and all(line.startswith("  ") for line in lines[1:])), out
+    assert "Traceback" not in out
+    assert not any(secret in out for secret in SECRETS), out
+
+
+def _commands(path, prepared, tmp_path):
+    """The uvctl invocations that take this corpus file, after putting it where it belongs."""
+    kind = path.parent.name
+    if kind == "descriptors":
+        return [["schema", "ensure", "--schema", str(path), "--db", prepared["url"]],
+                ["schema", "ddl", "--dialect", "postgres", "--schema", str(path)]]
+    if kind == "urls":
+        url = path.read_text()
+        return [["schema", "ensure", "--db", url], ["persistence", "assign", "--backend", "sql", "--db", url]]
+    if kind == "assignment":
+        (prepared["data"] / "persistence-assignment.json").write_bytes(path.read_bytes())
+        return [["flush"]]
+    if kind == "hwm":
+        text = path.read_text().replace("IDENTITY", prepared["identity"])
+        (prepared["data"] / "persistence-bridge-hwm.json").write_text(text)
+        return [["flush"]]
+    if kind == "jsonl":
+        source = path
+        if path.suffix == ".gz":
+            source = tmp_path / path.stem
+            source.write_bytes(gzip.decompress(path.read_bytes()))
+        return [["journal", "import", str(source)]]
+    if kind == "options":
+        return [["persistence", "assign", "--backend", "meadowproxy", *json.loads(path.read_text())]]
+    raise AssertionError(f"corpus folder {kind} has no command")
+
+
+def test_the_corpus_holds_at_least_40_inputs():
+    assert sum(1 for _ in _cases()) >= 40
+
+
+@pytest.mark.parametrize("path", list(_cases()))
+def test_bad_input_is_refused_cleanly_and_changes_nothing(path, prepared, cli_runner, tmp_path):
+    commands = _commands(path, prepared, tmp_path)
+    before = fingerprint(prepared["data"], prepared["target"])
+    for args in commands:
+        result = cli_runner(args)
+        assert_clean_error(result, multiline_ok=path.parent.name == "descriptors")
+    assert fingerprint(prepared["data"], prepared["target"]) == before
