@@ -68,7 +68,7 @@ def test_assign_no_wait_returns_the_answer_of_assign(coordinator, databeacon, uv
 def test_a_beacon_that_never_comes_online_exits_4_without_assigning(coordinator, databeacon, uvctl):
     result = assign(uvctl, "--timeout", "0.6", beacon="ghost")
     assert result.exit_code == EXIT_NO_BEACON
-    assert "beacon 'ghost' did not register" in result.stderr and "registered: uvdb" in result.stderr
+    assert "beacon 'ghost' did not register within 0.6 s" in result.stderr and "registered: uvdb" in result.stderr
     assert "waiting for beacon 'ghost' to register" in result.stdout
     assert coordinator.assignment["Queue"] is None
     assert not any(r.startswith("POST /Ultravisor/Persistence/Assign") for r in coordinator.requests)
@@ -155,7 +155,7 @@ def test_beacons_and_connections(coordinator, databeacon, uvctl):
     text = uvctl("coordinator", "connections", "--beacon", "uvdb").stdout
     assert "UV Test Persistence" in text and "connected" in text and "route hash uv-test-persistence" in text
     missing = uvctl("coordinator", "connections", "--beacon", "nope")
-    assert missing.exit_code == 3 and "beacon 'nope' is not registered" in missing.stderr
+    assert missing.exit_code == EXIT_NO_BEACON and "beacon 'nope' is not registered" in missing.stderr
 
 
 def test_coordinator_url_is_required_and_never_carries_a_password(uvctl, monkeypatch):
@@ -185,3 +185,18 @@ def test_every_command_has_help_json_and_the_coordinator_option(uvctl, command):
     result = uvctl("coordinator", *command, "--help")
     assert result.exit_code == 0
     assert "--json" in result.stdout and "--coordinator URL" in result.stdout and "--password" not in result.stdout
+
+
+def test_the_live_line_rewrites_itself_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    from uvctl.cli.coordinator import _LiveLine
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    live = _LiveLine(enabled=True)
+    live.show("Queue waiting-for-beacon, Manifest waiting-for-beacon")
+    live.show("Queue bootstrapped, Manifest bootstrapped")
+    live.end()
+    out = capsys.readouterr().out
+    first, second = "Queue waiting-for-beacon, Manifest waiting-for-beacon", "Queue bootstrapped, Manifest bootstrapped"
+    assert out == f"\r{first}\r{second}{' ' * (len(first) - len(second))}\n"

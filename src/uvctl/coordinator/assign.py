@@ -27,9 +27,9 @@ def wait_for_beacon(coordinator, name: str, timeout: float, interval: float = 0.
             return record
         if time.monotonic() >= deadline:
             names = sorted({str(b.get("Name")) for b in coordinator.list_beacons() if b.get("Name")})
-            waited = f" within {timeout:g} s" if timeout > 0 else ""
+            what = f"did not register within {timeout:g} s with" if timeout > 0 else "is not registered with"
             raise BeaconOffline(
-                f"beacon {name!r} did not register with the coordinator at {coordinator.display_url}{waited} "
+                f"beacon {name!r} {what} the coordinator at {coordinator.display_url} "
                 f"(registered: {', '.join(names) or 'none'}); start the databeacon or fix --beacon"
             )
         if on_wait is not None and not announced:

@@ -92,9 +92,13 @@ def diagnose(coordinator, timeout_ms: int = databeacon.DEFAULT_TIMEOUT_MS) -> di
     report.data["Connection"] = {k: conn[k] for k in ("IDBeaconConnection", "Name", "Type", "RouteHash")}
     report.check("connection", True, f"connection {conn_id} {conn['Name']!r} ({conn['Type']}) serves route hash "
                                      f"{conn['RouteHash']!r}")
-    for table in UV_TABLES:
-        if _read_table(report, coordinator, name, conn["RouteHash"], table, timeout_ms):
-            _columns(report, coordinator, name, conn, table, timeout_ms)
+    try:
+        for table in UV_TABLES:
+            if _read_table(report, coordinator, name, conn["RouteHash"], table, timeout_ms):
+                _columns(report, coordinator, name, conn, table, timeout_ms)
+    except BeaconOffline as exc:
+        report.check("databeacon answers", False, str(exc), fix="start the databeacon")
+        return report.done()
     _bridge_read(report, coordinator, statuses)
     return report.done()
 
@@ -104,8 +108,12 @@ def _assignment(report: _Report, statuses: dict):
                 for b in persistence.BRIDGES}
     targets = {t for t in assigned.values() if t[0]}
     if not targets:
-        report.check("assignment", False, "nothing is assigned: the coordinator keeps its queue and manifests in "
-                     "its own local store only", fix="uvctl coordinator persistence assign --beacon NAME --connection ID")
+        if any(statuses[b].get("BootstrappedAt") for b in persistence.BRIDGES):
+            detail = ("nothing is assigned, yet a bootstrap ran: a beacon tagged PersistenceConnectionID (tag-scan "
+                      "mode) is used, which the status never shows and which breaks the same way after a restart")
+        else:
+            detail = "nothing is assigned: the coordinator keeps its queue and manifests in its own local store only"
+        report.check("assignment", False, detail, fix="uvctl coordinator persistence assign --beacon NAME --connection ID")
         return None
     target = assigned["Queue"] if assigned["Queue"][0] else assigned["Manifest"]
     if len(targets) > 1 or not all(t[0] for t in assigned.values()):
