@@ -42,7 +42,8 @@ def test_assign_json_shape(coordinator, databeacon, uvctl):
     result = assign(uvctl, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"Coordinator", "Beacon", "Connection"} | WATCH_KEYS
+    assert set(report) == {"Coordinator", "Beacon", "Connection", "Notes"} | WATCH_KEYS
+    assert report["Notes"] == []
     assert report["Coordinator"] == coordinator.url
     assert report["Beacon"] == {"Name": "uvdb", "BeaconID": databeacon.beacon_id}
     assert report["Connection"] == {"IDBeaconConnection": 1, "Name": "UV Test Persistence", "Type": "SQLite",
@@ -200,3 +201,23 @@ def test_the_live_line_rewrites_itself_on_a_terminal(capsys, monkeypatch):
     out = capsys.readouterr().out
     first, second = "Queue waiting-for-beacon, Manifest waiting-for-beacon", "Queue bootstrapped, Manifest bootstrapped"
     assert out == f"\r{first}\r{second}{' ' * (len(first) - len(second))}\n"
+
+
+def test_assigning_again_notes_that_nothing_is_bootstrapped_again(coordinator, databeacon, uvctl):
+    assert assign(uvctl).exit_code == 0
+    again = assign(uvctl)
+    assert again.exit_code == 0
+    assert "uvctl: note: this BeaconID and connection were already bootstrapped" in again.stderr
+    assert json.loads(assign(uvctl, "--json").stdout)["Notes"][0].startswith("this BeaconID and connection")
+
+
+def test_another_connection_on_the_same_beacon_is_cleared_first_so_it_bootstraps(coordinator, make_databeacon, uvctl):
+    make_databeacon(other_connections=[{"IDBeaconConnection": 2, "Name": "Offline DB", "Type": "MySQL", "Config": "{}"}])
+    assert assign(uvctl).exit_code == 0
+    result = uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "2", "--json")
+    report = json.loads(result.stdout)
+    assert "would have kept writing to connection 1" in report["Notes"][0]
+    # Without the clear the coordinator would have kept "bootstrapped" on connection 1; now it
+    # really bootstraps connection 2, which is not live on the databeacon.
+    assert result.exit_code == EXIT_ERROR
+    assert "connection [2] is not live" in report["Status"]["Queue"]["LastError"]

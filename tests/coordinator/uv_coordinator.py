@@ -291,9 +291,10 @@ class UltravisorStub(CoordinatorStub):
 class UVDataBeacon(DataBeaconStub):
     """``DataBeaconStub`` plus ListTables, QueryTable, DisableEndpoint, whole-connection Introspect."""
 
-    def __init__(self, *args, fail_actions: dict | None = None, hang_actions=(), **options):
+    def __init__(self, *args, fail_actions: dict | None = None, hang_actions=(), other_connections=(), **options):
         self.fail_actions = dict(fail_actions or {})
         self.hang_actions = set(hang_actions)
+        self.other_connections = [dict(c) for c in other_connections]  # listed, never live
         super().__init__(*args, **options)
 
     def reregister(self) -> str:
@@ -313,6 +314,8 @@ class UVDataBeacon(DataBeaconStub):
         if action in self.fail_actions:
             raise RuntimeError(self.fail_actions[action])
         extra = {
+            ("DataBeaconAccess", "ListConnections"): lambda s: {"Connections": [dict(self.connection),
+                                                                                *self.other_connections]},
             ("DataBeaconAccess", "ListTables"): self._list_tables,
             ("DataBeaconAccess", "QueryTable"): self._query_table,
             ("DataBeaconManagement", "DisableEndpoint"): self._disable_endpoint,

@@ -202,6 +202,9 @@ def assign_command(beacon, connection, wait, timeout, coordinator_url, user, as_
                                     on_change=live.on_change)
         finally:
             live.end()
+    if not as_json:
+        for note in report["Notes"]:
+            click.echo(f"uvctl: note: {note}", err=True)
     conn = report["Connection"]
     target = (f"{report['Beacon']['BeaconID']} connection {conn['IDBeaconConnection']} {conn['Name']!r} "
               f"(route hash {conn['RouteHash'] or '(none)'})")

@@ -47,11 +47,13 @@ def assign_by_name(coordinator, name: str, connection_id: int, *, wait: bool = T
     remaining_ms = int(max(1.0, timeout - (time.monotonic() - start)) * 1000)
     conn = databeacon.connection(coordinator, name, connection_id, min(databeacon.DEFAULT_TIMEOUT_MS, remaining_ms))
     beacon_id = record["BeaconID"]
+    notes = _prepare(coordinator, beacon_id, connection_id)
     answered = persistence.assign(coordinator, beacon_id, connection_id)
     report = {
         "Coordinator": coordinator.display_url,
         "Beacon": {"Name": name, "BeaconID": beacon_id},
         "Connection": {k: conn[k] for k in ("IDBeaconConnection", "Name", "Type", "RouteHash")},
+        "Notes": notes,
     }
     if not wait:
         report.update({"Outcome": "assigned", "ExitCode": 0, "ElapsedSeconds": 0.0, "Changes": [],
@@ -61,3 +63,22 @@ def assign_by_name(coordinator, name: str, connection_id: int, *, wait: bool = T
     result = follow(coordinator, left, interval, first=answered, on_change=on_change)
     report.update(result.to_dict())
     return report
+
+
+def _prepare(coordinator, beacon_id: str, connection_id: int) -> list[str]:
+    """Clear first when Assign alone would keep a bootstrap of another connection; notes saying so.
+
+    The coordinator never bootstraps a BeaconID it has bootstrapped (bridges reference §6.4):
+    the same BeaconID with another connection would keep writing to the old one.
+    """
+    before = persistence.status(coordinator)
+    same = [before[b] for b in persistence.BRIDGES if before[b].get("AssignedBeaconID") == beacon_id]
+    moved = [s for s in same if str(s.get("IDBeaconConnection")) != str(connection_id)]
+    if moved:
+        persistence.clear(coordinator)
+        return [f"cleared the assignment first: the coordinator never bootstraps the same BeaconID twice, so it "
+                f"would have kept writing to connection {moved[0].get('IDBeaconConnection')}"]
+    if len(same) == len(persistence.BRIDGES) and all(s.get("State") == "bootstrapped" for s in same):
+        return ["this BeaconID and connection were already bootstrapped; the coordinator does not bootstrap them "
+                "again ('uvctl coordinator persistence doctor' checks that writes land)"]
+    return []
