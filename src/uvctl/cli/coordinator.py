@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .output import emit, json_option
+from .output import emit, emit_json, json_option
 
 _EXIT_CODES = """\b
 Exit codes: 0 bootstrapped, 4 the databeacon is not registered or does not answer,
@@ -69,7 +69,7 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
     from ..coordinator.watch import describe
 
     if as_json:
-        click.echo(_dumps(report))
+        emit_json(report)
     elif report["ExitCode"] == 0:
         click.echo(success_text)
     else:
@@ -79,12 +79,6 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
                   "unassigned": "nothing is assigned"}.get(report["Outcome"], status)
         click.echo(f"uvctl: {reason}", err=True)
     click.get_current_context().exit(report["ExitCode"])
-
-
-def _dumps(data) -> str:
-    import json
-
-    return json.dumps(data, indent=2, default=str)
 
 
 @click.group("coordinator")
@@ -314,7 +308,7 @@ def doctor_command(repair, yes, timeout, coordinator_url, user, as_json):
         elif repair and not report["Healthy"]:
             click.echo("uvctl: --repair cannot fix these problems; apply the fixes listed", err=True)
     if as_json:
-        click.echo(_dumps({**report, "Repair": fixed}))
+        emit_json({**report, "Repair": fixed})
     if fixed is not None:
         code = fixed["Watch"]["ExitCode"] or (EXIT_OK if fixed["After"]["Healthy"] else EXIT_UNHEALTHY)
     else:

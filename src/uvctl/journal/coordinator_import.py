@@ -24,11 +24,7 @@ from collections import defaultdict
 from ..errors import UsageError
 from ..mesh import persistence
 from .normalize import normalize_action
-
-try:  # the namespace of the data-directory import's EventGUIDs (moved with the import sources)
-    from .sources import IMPORT_NAMESPACE
-except ImportError:  # pragma: no cover - before that move
-    from .importer import IMPORT_NAMESPACE
+from .sources import IMPORT_NAMESPACE  # the data-directory import's EventGUID namespace
 
 FIRST_PAGE = 500
 #: Which work-item timestamp dates an event that carries none (the local store keeps no event time).
