@@ -260,3 +260,17 @@ def test_reads_fall_back_to_the_journal_when_the_backend_fails(fake, queue):
     fake.rows.clear()  # the backend lost the row: its "not found" is checked against the journal
     got = queue.get_work_item("wi-1")
     assert got["Success"] and got["Source"] == "journal" and got["WorkItem"]["RunID"] == "rn-1"
+
+
+def test_an_unusable_field_is_dropped_with_a_warning_and_the_write_kept(queue):
+    out = queue.upsert_work_item({**ITEM, "Priority": "high", "HealthLabel": "x" * 5000})
+    assert out["Success"] is True and out["JournalSeq"] == 1
+    assert any("Priority must be a number" in w for w in out["Warnings"])
+    assert any("HealthLabel is 5000 characters long" in w for w in out["Warnings"])
+    row = queue.get_work_item("wi-1")["WorkItem"]
+    assert row["Priority"] == 0 and row["HealthLabel"] == "Unknown" and row["RunID"] == "rn-1"
+    patched = queue.update_work_item("wi-1", {"Status": "Running", "QueueWaitMs": "soon"})
+    assert patched["Success"] and "QueueWaitMs" in patched["Warnings"][0]
+    assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
+    with pytest.raises(UsageError, match="WorkItemHash is 300 characters long"):
+        queue.upsert_work_item({**ITEM, "WorkItemHash": "w" * 300})

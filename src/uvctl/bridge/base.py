@@ -53,12 +53,14 @@ class BridgeBase:
     # ------------------------------------------------------------------ dispatch by name
     def execute(self, name: str, settings: dict | None = None) -> dict:
         """Run the bridge action ``name`` with Ultravisor's ``settings``; its envelope."""
-        action = normalize_action(name, settings)
+        warnings: list = []
+        action = normalize_action(name, settings, warnings)
         if action.bridge != self.bridge:
             return self._other(action)
-        if action.is_write:
-            return self._write(action)
-        return self._read(action)
+        out = self._write(action) if action.is_write else self._read(action)
+        if warnings:  # fields dropped so that the write itself never fails
+            out["Warnings"] = warnings
+        return out
 
     def _other(self, action: Action) -> dict:
         raise UsageError(f"{action.name} belongs to the {action.bridge} bridge, not the {self.bridge} bridge")

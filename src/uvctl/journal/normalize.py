@@ -45,6 +45,9 @@ PATCH_ACTIONS = {
     "QP_UpdateAttemptOutcome": ATTEMPT,
 }
 
+#: Columns a record cannot do without: never dropped, always an error when unusable.
+_REQUIRED = {WORK_ITEM: ("WorkItemHash",), EVENT: ("WorkItemHash", "EventGUID"),
+             ATTEMPT: ("WorkItemHash", "AttemptNumber"), MANIFEST: ("Hash",)}
 #: (field Ultravisor sends, UV column it means): applied when the column itself is empty.
 _ALIASES = {
     WORK_ITEM: (("CreatedAt", "EnqueuedAt"),),
@@ -63,11 +66,15 @@ def to_json_text(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def normalize_action(name: str, settings) -> Action:
+def normalize_action(name: str, settings, warnings: list | None = None) -> Action:
     """Validate ``settings`` of the bridge action ``name`` and project its records to UV columns.
 
     Raises :class:`UsageError` for an unknown action, settings that are not an object, or a
     missing natural key (``WorkItemHash``, ``AttemptNumber``, ``Hash``, ``RunHash``).
+    A column value that cannot be stored (``Priority: "high"``, a text longer than its
+    column) is a UsageError too, unless ``warnings`` is a list: then that field is dropped
+    (a whole record gets the column's default) and the problem is appended to the list, so
+    the write itself never fails. Natural keys are never dropped.
     """
     if name not in ALL_ACTIONS:
         raise UsageError(f"unknown bridge action {name!r}; known actions: {', '.join(ALL_ACTIONS)}")
@@ -78,11 +85,11 @@ def normalize_action(name: str, settings) -> Action:
     if name in RECORD_ACTIONS:
         table_name, key = RECORD_ACTIONS[name]
         record = _object(name, settings, key)
-        return Action(name, {key: project_record(name, table_name, record)})
+        return Action(name, {key: project_record(name, table_name, record, warnings)})
     if name in PATCH_ACTIONS:
         table_name = PATCH_ACTIONS[name]
         out = {col: _key(name, table_name, col, settings.get(col)) for col in table(table_name).key}
-        out["Patch"] = project_patch(name, table_name, _object(name, settings, "Patch"))
+        out["Patch"] = project_patch(name, table_name, _object(name, settings, "Patch"), warnings)
         return Action(name, out)
     if name in ("MS_RemoveManifest", "MS_GetManifest"):
         return Action(name, {"RunHash": _key(name, MANIFEST, "RunHash", settings.get("RunHash"))})
@@ -95,10 +102,10 @@ def normalize_action(name: str, settings) -> Action:
     return Action(name, {"Filter": normalize_filter(kind, settings.get("Filter"), name)})
 
 
-def project_record(action: str, table_name: str, record: dict) -> dict:
+def project_record(action: str, table_name: str, record: dict, warnings: list | None = None) -> dict:
     """A whole record of ``table_name``: given columns coerced, the rest from DefaultObject."""
     spec = table(table_name)
-    projected = _project(action, table_name, record)
+    projected = _project(action, table_name, record, warnings)
     if table_name == MANIFEST and "ManifestJSON" not in record:
         projected["ManifestJSON"] = to_json_text(record)
     if table_name == EVENT:
@@ -116,15 +123,15 @@ def project_record(action: str, table_name: str, record: dict) -> dict:
     return full
 
 
-def project_patch(action: str, table_name: str, patch: dict) -> dict:
+def project_patch(action: str, table_name: str, patch: dict, warnings: list | None = None) -> dict:
     """A sparse patch of ``table_name``: only the given columns, coerced; keys cannot change."""
-    projected = _project(action, table_name, patch)
+    projected = _project(action, table_name, patch, warnings)
     for col in table(table_name).key:
         projected.pop(col, None)
     return projected
 
 
-def _project(action: str, table_name: str, record: dict) -> dict:
+def _project(action: str, table_name: str, record: dict, warnings: list | None = None) -> dict:
     aliases = _ALIASES.get(table_name)
     if aliases:
         record = dict(record)
@@ -138,11 +145,18 @@ def _project(action: str, table_name: str, record: dict) -> dict:
     out = {}
     for col, value in record.items():
         convert = coercers.get(col)
-        if convert is not None:
+        if convert is None:
+            continue
+        try:
             value = value if type(value) is str and convert is _to_text else convert(action, col, value)
             if type(value) is str and len(value) > sizes.get(col, MAX_TEXT):
                 _too_long(action, table_name, col, value)
-            out[col] = value
+        except UsageError as exc:
+            if warnings is None or col in _REQUIRED[table_name]:
+                raise
+            warnings.append(f"{exc}; the field was dropped")
+            continue
+        out[col] = value
     return out
 
 
