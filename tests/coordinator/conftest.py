@@ -60,6 +60,10 @@ def make_uv():
     made = []
 
     def make(**options):
+        # The live databeacon is a WebSocket beacon: pushed work is never stranded by the 500 ms
+        # scheduler tick (ultravisor-mesh.md §6.2). Its HTTP-polling stand-in handles one item at a
+        # time, so a slow EnsureSchema would let the tick strand the other bridge's: slow the tick.
+        options.setdefault("tick_ms", 60000)
         made.append(uv.UltravisorStub(**options))
         return made[-1]
 

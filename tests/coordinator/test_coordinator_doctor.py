@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from uvctl.coordinator import EXIT_UNHEALTHY
+from uvctl.coordinator import EXIT_TIMEOUT, EXIT_UNHEALTHY
 
 UV_TABLES = ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest")
 REPORT_KEYS = {"Coordinator", "State", "Status", "Beacon", "Connection", "Checks", "Healthy", "Repairable", "Repair"}
@@ -120,3 +120,12 @@ def test_missing_columns_are_named_and_not_repairable(coordinator, bootstrapped,
     result = uvctl("coordinator", "persistence", "doctor", "--repair", "--yes")
     assert result.exit_code == EXIT_UNHEALTHY and "--repair cannot fix" in result.stderr
     assert "fix: add the column(s) RunID to UVQueueWorkItemEvent" in result.stdout
+
+
+def test_watching_a_stale_assignment_times_out_with_a_pointer_to_the_doctor(coordinator, bootstrapped, uvctl):
+    coordinator.restart()
+    bootstrapped.reregister()
+    result = uvctl("coordinator", "persistence", "status", "--watch", "--timeout", "0.5")
+    assert result.exit_code == EXIT_TIMEOUT
+    assert "Queue waiting-for-beacon" in result.stdout
+    assert "timed out after" in result.stderr and "persistence doctor" in result.stderr

@@ -77,6 +77,8 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
         reason = {"error": f"a bridge failed: {status}",
                   "timeout": f"timed out after {report['ElapsedSeconds']:g} s: {status}",
                   "unassigned": "nothing is assigned"}.get(report["Outcome"], status)
+        if report["Outcome"] == "timeout" and "waiting-for-beacon" in status:
+            reason += "; no beacon is online under the assigned BeaconID ('uvctl coordinator persistence doctor' says why)"
         click.echo(f"uvctl: {reason}", err=True)
     click.get_current_context().exit(report["ExitCode"])
 
