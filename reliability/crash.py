@@ -1,7 +1,7 @@
 """Crash trials: ``kill -9`` at a random moment of ``uvctl flush`` / ``uvctl journal import``,
 then a rerun; the target must equal the journal row for row (and the journal the source).
 
-The kill moment is drawn uniformly from 0 .. 1.2 x the duration of an undisturbed run
+The kill moment is drawn uniformly from 0 .. the duration of an undisturbed run
 (measured first), so it lands in start-up, in any batch, between a commit and the mark
 write, in the import transaction, or after the end.
 """
@@ -98,7 +98,7 @@ def flush_trials(work_dir, make_url, drop_url=None, trials: int = 50, records: i
     for n in range(trials):
         url = make_url(n)
         try:
-            kill_after = rng.uniform(0.0, 1.2 * duration)
+            kill_after = rng.uniform(0.0, duration)
             killed, rerun = one(url, kill_after)
             figures["trials"] += 1
             figures["faults_injected"] += 1
@@ -160,7 +160,7 @@ def import_trials(work_dir, trials: int = 50, records: int = 6000, seed: int = 2
         trial = work_dir / f"trial-{n}"
         shutil.rmtree(trial, ignore_errors=True)
         shutil.copytree(base, trial)
-        kill_after = rng.uniform(0.0, 1.2 * duration)
+        kill_after = rng.uniform(0.0, duration)
         killed = _kill_at(procs.start(trial, "journal", "import", full), kill_after)
         rerun = procs.run(trial, "journal", "import", full)
         with Journal.open(trial / "journal.sqlite") as journal:

@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trials_to_run", nargs="*", metavar="TRIAL", help=f"some of: {', '.join(TRIALS)} (default: all)")
     parser.add_argument("--trials", type=int, default=50, help="kill -9 trials per crash target (default 50)")
-    parser.add_argument("--crash-records", type=int, default=3000, help="journal records of the crash trials")
+    parser.add_argument("--crash-records", type=int, default=6000, help="journal records of the crash trials")
     parser.add_argument("--records", type=int, default=10000, help="records of the network-fault flushes")
     parser.add_argument("--rate", type=float, default=0.2, help="fault rate of the network trials (default 0.2)")
     parser.add_argument("--batch-size", type=int, default=100, help="flush batch size of the network trials")

@@ -101,6 +101,7 @@ class Journal:
             raise UsageError(f"UVCTL_JOURNAL_SYNC must be 'full' or 'normal', got {mode!r}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _create_private(path)
             conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise UvctlError(f"cannot open the journal {path}: {exc}") from exc
@@ -533,6 +534,16 @@ def _parts(values: list, size: int = 500):
 
 def _marks(values) -> str:
     return ", ".join("?" for _ in values)
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing journal file with mode 0600: SQLite gives its -wal and -shm files the same mode."""
+    if path.exists():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:  # another process created it meanwhile
+        pass
 
 
 def _covers(existing: dict, values: dict) -> bool:

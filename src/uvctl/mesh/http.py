@@ -27,6 +27,11 @@ class RetryingClient:
         self.retries = retries
         self.backoff = backoff
         self.verify = verify
+        if verify is False and base_url.startswith("https:"):
+            import sys
+
+            print(f"uvctl: warning: TLS certificate verification is OFF for the {what}; anyone on the path "
+                  f"can read and change this traffic", file=sys.stderr)
         self.headers = {"Accept": "application/json", **(headers or {})}
         self.unavailable = unavailable
         self._client = None
@@ -49,6 +54,14 @@ class RetryingClient:
             try:
                 response = self.client.request(method, path, timeout=timeout, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # retrying cannot fix a certificate
+                    from ..errors import UvctlError
+
+                    reason = str(exc).split("certificate verify failed:")[-1].strip(" ()_")
+                    raise UvctlError(
+                        f"the TLS certificate of the {self.what} could not be verified ({reason}); use a certificate "
+                        f"a trusted CA signed, or point SSL_CERT_FILE at the CA that signed it"
+                    ) from None
                 if attempt >= self.retries:
                     raise self.unavailable(
                         f"cannot reach the {self.what} ({type(exc).__name__}) after {attempt + 1} attempts"

@@ -1,0 +1,371 @@
+"""The security pass: private and atomic state files, secrets masked in every output, meadow
+paths only under the backend's own table bases, no SQL pasted from user text, TLS verified."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import signal
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "TopSecretPw9"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# ---------------------------------------------------------------------------- state files
+def test_state_files_and_the_journal_are_private(data_dir, sqlite_url, cli_runner):
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "private-1"}})
+    assert cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url]).exit_code == 0
+    assert cli_runner(["flush"]).exit_code == 0
+    assert _mode(data_dir) == 0o700
+    for name in ("persistence-assignment.json", "persistence-bridge-hwm.json", "journal.sqlite"):
+        assert _mode(data_dir / name) == 0o600, name
+    for extra in data_dir.glob("journal.sqlite-*"):
+        assert _mode(extra) == 0o600, extra.name
+
+
+def test_a_failed_state_write_leaves_the_old_file_whole(data_dir, monkeypatch):
+    from uvctl.errors import UvctlError
+    from uvctl.flush import HighWaterMarks
+
+    marks = HighWaterMarks()
+    marks.advance("Queue", "sql:x", 5)
+    before = marks.path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(UvctlError, match="nothing was changed"):
+        marks.advance("Queue", "sql:x", 9)
+    assert marks.path.read_bytes() == before
+    assert [p.name for p in data_dir.iterdir() if p.name.endswith(".tmp")] == []
+
+
+_HAMMER = """
+import sys
+from uvctl.flush import HighWaterMarks
+marks = HighWaterMarks()
+n = 0
+while True:
+    n += 1
+    marks.advance("Queue", "sql:hammer", n)
+"""
+
+
+def test_kill_9_while_the_mark_is_being_rewritten_never_leaves_a_torn_file(data_dir):
+    env = {**os.environ, "UVCTL_DATA_DIR": str(data_dir)}
+    last = 0
+    for delay in (0.3, 0.45, 0.6, 0.75):
+        proc = subprocess.Popen([sys.executable, "-c", _HAMMER], env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        doc = json.loads((data_dir / "persistence-bridge-hwm.json").read_text())
+        mark = doc["Queue"]["sql:hammer"]
+        assert isinstance(mark, int) and mark >= last
+        last = mark
+    assert last > 0
+
+
+# ---------------------------------------------------------------------------- masking
+def _outputs(cli_runner, commands) -> str:
+    text = ""
+    for args in commands:
+        result = cli_runner(args)
+        text += (result.stdout or "") + (result.stderr or "")
+    return text
+
+
+def test_database_passwords_never_appear_in_any_output(data_dir, cli_runner):
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "masked-1"}})
+    url = f"postgresql+psycopg://uvctl:{SECRET}@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    text = _outputs(cli_runner, [
+        ["persistence", "assign", "--backend", "sql", "--db", url],
+        ["persistence", "assign", "--backend", "sql", "--db", url, "--json"],
+        ["persistence", "status"], ["persistence", "status", "--json"],
+        ["flush"], ["flush", "--json"], ["flush", "--dry-run"],
+        ["journal", "stats"], ["journal", "stats", "--json"], ["journal", "prune"],
+        ["schema", "ensure", "--db", url], ["schema", "plan", "--db", url, "--json"],
+        ["schema", "introspect", "--db", url],
+        ["--debug", "persistence", "status"],
+    ])
+    assert "uvctl:***@127.0.0.1:1" in text  # the URL is shown, its password is not
+    assert SECRET not in text
+    assert SECRET not in (data_dir / "persistence-bridge-hwm.json").read_text() \
+        if (data_dir / "persistence-bridge-hwm.json").exists() else True
+    assert _mode(data_dir / "persistence-assignment.json") == 0o600  # the one place it must be kept
+
+
+@pytest.mark.postgres
+def test_a_reachable_database_with_a_password_is_masked_too(pg_url, data_dir, cli_runner):
+    from sqlalchemy.engine import make_url
+
+    from uvctl.bridge import QueueBridge
+
+    url = make_url(pg_url).set(password=SECRET).render_as_string(hide_password=False)
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "masked-2"}})
+    text = _outputs(cli_runner, [["persistence", "assign", "--backend", "sql", "--db", url, "--json"],
+                                 ["flush", "--json"], ["persistence", "status", "--json"], ["journal", "stats", "--json"]])
+    assert SECRET not in text
+    assert SECRET not in (data_dir / "persistence-bridge-hwm.json").read_text()
+
+
+def test_coordinator_credentials_never_appear_in_any_output(data_dir, cli_runner):
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "masked-3"}})
+    url = f"http://admin:{SECRET}@127.0.0.1:1"
+    text = _outputs(cli_runner, [
+        ["persistence", "assign", "--backend", "meadowproxy", "--transport", "mesh", "--url", url, "--beacon", "db1",
+         "--connection", "1"],
+        ["persistence", "status", "--json"], ["flush"], ["flush", "--json"], ["journal", "stats"],
+    ])
+    assert "127.0.0.1:1" in text and SECRET not in text
+
+
+def test_mask_secrets_covers_urls_and_key_value_pairs():
+    from uvctl.errors import UvctlError, mask_secrets
+
+    text = mask_secrets(f"mysql+pymysql://root:{SECRET}@db/x password={SECRET} token: {SECRET} "
+                        f'{{"Password": "{SECRET}"}} sessionid={SECRET}')
+    assert SECRET not in text
+    assert SECRET not in str(UvctlError(f"cannot reach postgresql://u:{SECRET}@h/d"))
+
+
+# ---------------------------------------------------------------------------- meadow paths
+class _Recorder:
+    """A meadow server stand-in that records every path it is asked for."""
+
+    def __init__(self):
+        self.paths = []
+        self.next_id = 1
+
+    def request(self, method, path, body=None):
+        from uvctl_meadowproxy.transport import HttpAnswer
+
+        self.paths.append(path)
+        if method == "GET":
+            return HttpAnswer(200, "[]")
+        data = json.loads(body) if body else {}
+        rows = data if isinstance(data, list) else [data]
+        table = path.split("/")[-1].rstrip("s") if method == "POST" else None
+        for row in rows:
+            if table:
+                row.setdefault(f"ID{table}", self.next_id)
+                self.next_id += 1
+        return HttpAnswer(200, json.dumps(rows if isinstance(data, list) else rows[0]))
+
+    def close(self):
+        pass
+
+
+HOSTILE = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60).filter(str.strip) | \
+    st.sampled_from(["../../beacon/connection", "..", "%2e%2e%2f", "a/../../b", "x?y=1#z", "a b", "\\..\\",
+                     "/1.0/Other/UVQueueWorkItem", "%252e%252e", "UVManifest/../../x"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=HOSTILE, other=HOSTILE)
+def test_meadowproxy_builds_paths_only_under_its_own_table_bases(key, other):
+    from uvctl.errors import UsageError
+    from uvctl.journal import normalize_action
+    from uvctl_meadowproxy import routes
+    from uvctl_meadowproxy.translate import Translator
+
+    calls = [
+        ("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": key, "RunID": other}}),
+        ("QP_UpdateWorkItem", {"WorkItemHash": key, "Patch": {"Status": "Complete"}}),
+        ("QP_AppendEvent", {"Event": {"WorkItemHash": key, "EventType": other[:60]}}),
+        ("QP_InsertAttempt", {"Attempt": {"WorkItemHash": key, "AttemptNumber": 1}}),
+        ("MS_UpsertManifest", {"Manifest": {"Hash": key}}),
+        ("MS_RemoveManifest", {"RunHash": key}),
+        ("QP_GetWorkItemByHash", {"WorkItemHash": key}),
+        ("QP_GetEvents", {"WorkItemHash": key}),
+        ("QP_ListWorkItems", {"Filter": {"RunID": other, "Status": [key, other]}}),
+        ("MS_ListManifests", {"Filter": {"OperationHash": other}}),
+    ]
+    actions = []
+    for name, settings_ in calls:
+        try:
+            actions.append(normalize_action(name, settings_))
+        except UsageError:
+            pass  # refused at the door (control characters, too long): nothing to send
+    recorder = _Recorder()
+    bases = routes.bases_for("uv-own-hash")
+    Translator(recorder, bases, {}).execute(actions)
+    allowed = tuple(bases.values())
+    for path in recorder.paths:
+        base = next((b for b in allowed if path == b or path.startswith(b + "/") or path.startswith(b + "s/")
+                     or path == b + "s"), None)
+        assert base is not None, path
+        rest = path[len(base):]
+        assert "?" not in rest and "#" not in rest, path
+        for segment in rest.split("/"):  # nothing a server or proxy could resolve upwards
+            assert segment not in ("..", ".") and unquote(segment) not in ("..", "."), path
+
+
+# ---------------------------------------------------------------------------- SQL building
+#: Every expression interpolated into SQL text anywhere in uvctl, and why it cannot carry user text.
+REVIEWED_SQL_INTERPOLATIONS = {
+    "tbl": "a UV table name from uvctl.journal.columns (fixed); never from input",
+    "spec.name": "a UV table name from the built-in descriptor",
+    "table(tbl).name": "a UV table name from the built-in descriptor",
+    "cols": "quoted column names of the built-in descriptor",
+    "key": "quoted natural-key columns of the built-in descriptor",
+    "marks": "'?' placeholders, one per column",
+    "updates": "quoted column names of the built-in descriptor",
+    "name": "a journal index name from the fixed _INDEXES table",
+    "'UNIQUE ' if unique else ''": "a keyword chosen by a boolean",
+    "quoted": "quoted column names from the fixed _INDEXES table",
+    "_marks(part)": "'?' placeholders, one per value; the values are bound parameters",
+    "order": "columns re-validated by filters.parse_order_by against the schema, directions ASC/DESC",
+    "where": "fixed clauses with '?' placeholders; columns from the schema or the normalized filter keys",
+    "sets": "patch columns: normalize_action keeps only schema columns (unknown fields are dropped)",
+    "self.synchronous.upper()": "'FULL' or 'NORMAL', validated in Journal.open",
+    "PG_LOCK_TIMEOUT": "a constant of uvctl.schema.ensure",
+    "c": "a column: patch keys normalized to schema columns (store._update) or natural-key columns",
+    "', '.join(('?' for _ in flt['Status']))": "'?' placeholders, one per Status value (bound)",
+}
+#: SQL statements (by their first word) and SQL fragments (a bound comparison, an IN list).
+_SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|SET|WITH)\s|=\s*\?|\bIN\s*\(")
+
+
+def _sql_interpolations():
+    for root in (REPO / "src" / "uvctl", REPO / "plugins"):
+        for path in sorted(root.rglob("*.py")):
+            if "egg-info" in str(path):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.JoinedStr):
+                    continue
+                literal = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                if not _SQL_TEXT.search(literal):
+                    continue
+                for value in node.values:
+                    if isinstance(value, ast.FormattedValue):
+                        yield ast.unparse(value.value), f"{path.relative_to(REPO)}:{node.lineno}"
+
+
+def test_no_sql_is_built_by_pasting_user_text():
+    unreviewed = sorted({f"{where}: {{{expr}}}" for expr, where in _sql_interpolations()
+                         if expr not in REVIEWED_SQL_INTERPOLATIONS})
+    assert unreviewed == [], "SQL text with unreviewed interpolations (bind a parameter instead):\n" + "\n".join(unreviewed)
+
+
+def test_hostile_values_travel_as_data_through_the_journal_and_the_sql_backend(data_dir, sqlite_url):
+    from uvctl import assignment
+    from uvctl.bridge import QueueBridge
+    from uvctl.flush import flush
+    from uvctl.journal import Journal
+
+    from reliability.compare import compare_target
+
+    hostile = 'x\'); DROP TABLE "UVQueueWorkItem"; --'
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": hostile, "RunID": "' OR 1=1 --"}})
+        bridge.execute("QP_UpdateWorkItem", {"WorkItemHash": hostile, "Patch": {
+            'Status" = \'pwned\'; DROP TABLE log; --': "x", "Status": "Complete"}})
+        listed = bridge.execute("QP_ListWorkItems", {"Filter": {"RunID": "' OR 1=1 --"}})
+    assert [row["WorkItemHash"] for row in listed["WorkItems"]] == [hostile]
+    assignment.assign("sql", {"Db": sqlite_url})
+    assert flush().ok
+    with Journal.open() as journal:
+        assert journal.get_work_item(hostile)["Status"] == "Complete"
+        assert compare_target(sqlite_url, journal).equal
+    from uvctl.errors import UsageError
+    from uvctl.journal import normalize_action
+
+    with pytest.raises(UsageError, match="OrderBy"):
+        normalize_action("QP_ListWorkItems", {"Filter": {"OrderBy": "EnqueuedAt; DROP TABLE log"}})
+    with pytest.raises(UsageError, match="cannot order by"):
+        normalize_action("QP_ListWorkItems", {"Filter": {"OrderBy": "(SELECT) DESC"}})
+
+
+# ---------------------------------------------------------------------------- TLS
+@pytest.fixture(scope="module")
+def https_server(tmp_path_factory):
+    """A loopback HTTPS server with a self-signed certificate (answers '[]' to everything)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_tls_certificates_are_verified_by_default(https_server):
+    from uvctl.errors import UvctlError
+    from uvctl.mesh.http import RetryingClient
+
+    client = RetryingClient(https_server, what="test server")
+    with pytest.raises(UvctlError, match="could not be verified"):
+        client.request("GET", "/x")
+    client.close()
+
+
+def test_turning_verification_off_works_only_with_a_warning(https_server, capsys):
+    from uvctl.mesh.http import RetryingClient
+
+    client = RetryingClient(https_server, what="test server", verify=False)
+    assert "verification is OFF" in capsys.readouterr().err
+    assert client.request("GET", "/x").status_code == 200
+    client.close()
+
+
+def test_a_self_signed_backend_is_refused_through_the_cli(https_server, cli_runner, data_dir):
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "tls-1"}})
+    cli_runner(["persistence", "assign", "--backend", "meadowproxy", "--transport", "direct", "--url", https_server,
+                "--route-hash", "uv-tls"])
+    status = json.loads(cli_runner(["persistence", "status", "--json"]).stdout)
+    assert status["Queue"]["State"] != "bootstrapped"
+    assert "could not be verified" in (status["Queue"]["LastError"] or "")
+    result = cli_runner(["flush"])
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
