@@ -28,3 +28,14 @@ class TestMeadowproxyDirectConformance(BackendConformance):
                 'ORDER BY "AttemptNumber"', (work_item_hash,)
             )
             return [dict(row) for row in rows]
+
+
+class TestMeadowproxyMeshConformance(TestMeadowproxyDirectConformance):
+    """The same kit with every request a MeadowProxy work item through the coordinator stub."""
+
+    @pytest.fixture
+    def backend(self, meadow, mesh_options, databeacon):
+        handle = host.open_backend("meadowproxy", mesh_options)
+        self._db_file = meadow.db_file
+        yield handle
+        host.close(handle)
