@@ -49,7 +49,7 @@ def _slug(name: str) -> str:
 class CoordinatorStub:
     """An in-process coordinator on 127.0.0.1; ``url``, ``dispatches`` (every Dispatch body)."""
 
-    def __init__(self, secured: bool = False, users: dict | None = None, tick_ms: int = 500):
+    def __init__(self, secured: bool = False, users: dict | None = None, tick_ms: int = 500, tls=None):
         self.secured = secured
         self.users = users or {}
         self.tick_ms = tick_ms
@@ -63,7 +63,15 @@ class CoordinatorStub:
         self.counter = itertools.count(1)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls is not None:  # (certificate file, key file): serve HTTPS
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self._stop = threading.Event()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         threading.Thread(target=self._tick, daemon=True).start()

@@ -156,3 +156,19 @@ def test_a_reconnected_beacon_is_bootstrapped_again(backend, databeacon):
     assert answer["Success"] is False and answer["NeedsBootstrap"] and "re-registered" in answer["Reason"]
     assert host.bootstrap(backend).state == "bootstrapped"
     assert host.dispatch(backend, [upsert("w2")])[0]["Success"]
+
+
+def test_tls_is_verified_by_default(make_coordinator, tmp_path, monkeypatch):
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    coordinator = make_coordinator(tls=(str(cert), str(key)))
+    assert coordinator.url.startswith("https://")
+    with pytest.raises(UvctlError, match="TLS certificate .* could not be verified .*SSL_CERT_FILE"):
+        Coordinator(coordinator.url).list_beacons()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the private CA, trusted explicitly
+    with Coordinator(coordinator.url) as client:
+        assert client.list_beacons() == []
