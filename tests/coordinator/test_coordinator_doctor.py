@@ -8,7 +8,8 @@ import pytest
 from uvctl.coordinator import EXIT_TIMEOUT, EXIT_UNHEALTHY
 
 UV_TABLES = ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest")
-REPORT_KEYS = {"Coordinator", "State", "Status", "Beacon", "Connection", "Checks", "Healthy", "Repairable", "Repair"}
+REPORT_KEYS = {"Coordinator", "State", "Status", "Beacon", "Connection", "Checks", "Notes", "Healthy", "Repairable",
+               "Repair"}
 
 
 def doctor(uvctl, *extra):
@@ -39,8 +40,10 @@ def test_a_healthy_assignment(bootstrapped, uvctl):
     assert checks[-1] == "coordinator bridge read"
     reads = [s["Path"] for c, a, s in bootstrapped.received if a == "Request" and s.get("RemoteUser") == "uvctl-doctor"]
     assert reads == [f"/1.0/uv-test-persistence/{t}s/0/1" for t in UV_TABLES]
+    assert [n.split(",")[0] for n in report["Notes"]] == [
+        "Ultravisor 1.3.24 writes a manifest with a POST each time", "on SQLite"]
     text = uvctl("coordinator", "persistence", "doctor").stdout
-    assert "writes can land: no problem found" in text
+    assert "writes can land: no problem found" in text and "  note: on SQLite" in text
 
 
 def test_nothing_assigned(coordinator, uvctl):
@@ -129,3 +132,21 @@ def test_watching_a_stale_assignment_times_out_with_a_pointer_to_the_doctor(coor
     assert result.exit_code == EXIT_TIMEOUT
     assert "Queue waiting-for-beacon" in result.stdout
     assert "timed out after" in result.stderr and "persistence doctor" in result.stderr
+
+
+def test_repair_asks_first_on_a_terminal(coordinator, bootstrapped, uvctl, monkeypatch):
+    import types
+
+    import uvctl.cli.coordinator as console
+
+    coordinator.restart()
+    bootstrapped.reregister()
+    terminal = types.SimpleNamespace(stdin=types.SimpleNamespace(isatty=lambda: True),
+                                     stdout=types.SimpleNamespace(isatty=lambda: False))
+    monkeypatch.setattr(console, "sys", terminal)
+    declined = uvctl("coordinator", "persistence", "doctor", "--repair", input="n\n")
+    assert declined.exit_code == 1 and "clear the assignment and assign" in declined.output
+    assert not any(action == "DisableEndpoint" for _, action, _ in bootstrapped.received)
+    accepted = uvctl("coordinator", "persistence", "doctor", "--repair", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert sum(action == "DisableEndpoint" for _, action, _ in bootstrapped.received) == 4

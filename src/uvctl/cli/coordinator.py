@@ -324,6 +324,8 @@ def _print_doctor(report) -> None:
         click.echo(f"  {'ok  ' if check['OK'] else 'FAIL'}  {check['Check']}: {check['Detail']}")
         if check["Fix"]:
             click.echo(f"        fix: {check['Fix']}")
+    for note in report["Notes"]:
+        click.echo(f"  note: {note}")
     if report["Healthy"]:
         click.echo("writes can land: no problem found")
     elif report["Repairable"]:

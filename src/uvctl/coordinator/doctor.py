@@ -46,12 +46,17 @@ _COLUMNS_SQL = {
 }
 REMOTE_USER = "uvctl-doctor"
 REPAIR_FIX = "run 'uvctl coordinator persistence doctor --repair'"
+#: Upstream write defects no read can see (databeacon-live.md §5), said as notes, not failures.
+MANIFEST_NOTE = ("Ultravisor 1.3.24 writes a manifest with a POST each time, so only a run's first state lands "
+                 "(the next POST hits the unique Hash); the journal and 'uvctl flush' keep the final one")
+SQLITE_NOTE = ("on SQLite, Ultravisor 1.3.24 sends work-item Settings and event Payload as JSON objects, which the "
+               "databeacon cannot bind: those writes fail even with every column present (attempts and manifests land)")
 
 
 class _Report:
     def __init__(self, coordinator, statuses: dict):
         self.data = {"Coordinator": coordinator.display_url, "State": overall(statuses), "Status": statuses,
-                     "Beacon": None, "Connection": None, "Checks": []}
+                     "Beacon": None, "Connection": None, "Checks": [], "Notes": []}
 
     def check(self, name: str, ok: bool, detail: str, fix: str | None = None, repairable: bool = False) -> None:
         self.data["Checks"].append({"Check": name, "OK": ok, "Detail": detail, "Fix": None if ok else fix,
@@ -66,7 +71,10 @@ class _Report:
 
 
 def diagnose(coordinator, timeout_ms: int = databeacon.DEFAULT_TIMEOUT_MS) -> dict:
-    """Run the checks; ``{Coordinator, State, Status, Beacon, Connection, Checks, Healthy, Repairable}``."""
+    """Run the checks; ``{Coordinator, State, Status, Beacon, Connection, Checks, Notes, Healthy, Repairable}``.
+
+    ``Notes`` are known upstream write defects that no read can confirm; they do not count as problems.
+    """
     from ..schema import UV_TABLES
 
     statuses = persistence.status(coordinator)
@@ -92,6 +100,7 @@ def diagnose(coordinator, timeout_ms: int = databeacon.DEFAULT_TIMEOUT_MS) -> di
     report.data["Connection"] = {k: conn[k] for k in ("IDBeaconConnection", "Name", "Type", "RouteHash")}
     report.check("connection", True, f"connection {conn_id} {conn['Name']!r} ({conn['Type']}) serves route hash "
                                      f"{conn['RouteHash']!r}")
+    report.data["Notes"] = [MANIFEST_NOTE] + ([SQLITE_NOTE] if str(conn["Type"]).lower() == "sqlite" else [])
     try:
         for table in UV_TABLES:
             if _read_table(report, coordinator, name, conn["RouteHash"], table, timeout_ms):
