@@ -7,8 +7,12 @@ Upstream (Ultravisor's MeadowProxy bridges): one request per record; every updat
 filtered lookup plus a ``PUT`` (a re-upserted manifest too); removal is lookup + DELETE.
 Both use the same keep-alive httpx transport against the same server (fresh tables).
 
-Run: .venv/bin/python benchmarks/bench_meadowproxy_flush.py [--records 20000]
-Prints records/s, the ratio, and p50/p99 per HTTP request for both.
+With ``--transport mesh`` every request is a MeadowProxy work item through the test
+suite's coordinator and databeacon stubs (Python, HTTP polling every 5 ms) in front of
+the same server: the figures then include that hop.
+
+Run: .venv/bin/python benchmarks/bench_meadowproxy_flush.py [--records 20000] [--transport mesh]
+Prints records/s, the ratio, and p50/p99 per request for both.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class Timed:
         finally:
             self.seconds.append(time.perf_counter() - start)
 
-    def close(self):
-        self.inner.close()
+    def __getattr__(self, name):  # beacon, coordinator, run(), ... of the wrapped transport
+        return getattr(self.inner, name)
 
 
 def percentile(values, q):
@@ -96,6 +100,7 @@ def upstream(actions, transport, bases):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--transport", choices=("direct", "mesh"), default="direct")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-meadowproxy-"))
@@ -118,6 +123,12 @@ def main() -> int:
     harness.create_tables(db_file)
     server = harness.MeadowServer(harness.install(), db_file, "uv-bench").start()
     options = {"Transport": "direct", "Url": server.url, "RouteHash": "uv-bench"}
+    stubs = []
+    if args.transport == "mesh":
+        mesh = _load("coordinator_stub", ROOT / "tests" / "meadowproxy" / "coordinator_stub.py")
+        stubs.append(mesh.CoordinatorStub())
+        stubs.append(mesh.DataBeaconStub(stubs[0].url, "db1", server, "UV Bench"))
+        options = {"Transport": "mesh", "Url": stubs[0].url, "Beacon": "db1", "RouteHash": "uv-bench"}
     try:
         # uvctl's way: the real flush service over the assigned backend
         assignment.assign("meadowproxy", options)
@@ -132,7 +143,8 @@ def main() -> int:
 
         config.session = session
         start = time.perf_counter()
-        flush.flush(bridges=(QUEUE, MANIFEST))
+        report = flush.flush(bridges=(QUEUE, MANIFEST)).to_dict()
+        assert report["Success"], report["Error"]
         ours = time.perf_counter() - start
         config.session = original
         ours_requests = timed["t"].seconds
@@ -148,10 +160,12 @@ def main() -> int:
         counts_theirs = {t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES}
         host.close(backend)
     finally:
+        for stub in reversed(stubs):
+            stub.close()
         server.stop()
 
     assert counts_ours == counts_theirs, (counts_ours, counts_theirs)
-    print(f"records: {total} journal records ({counts_ours})")
+    print(f"transport: {args.transport}; records: {total} journal records ({counts_ours})")
     for label, seconds, requests in (("uvctl flush (batched)", ours, ours_requests),
                                      ("upstream (per record)", theirs, transport.seconds)):
         print(f"{label:24} {seconds:7.2f} s  {total / seconds:8.0f} records/s  {len(requests):6d} requests  "
