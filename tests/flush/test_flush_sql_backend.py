@@ -164,6 +164,7 @@ def test_lookup_resolves_natural_keys(sqlite_url):
     ("notaurl", "bad database URL"),
     ("nosuchdialect://x/y", "unknown database dialect"),
     ("sqlite://", "names no file"),
+    ("sqlite:///relative/target.sqlite", "relative path"),
     ("postgresql+nosuchdriver://u:pw@h/db", "unknown database dialect"),
 ])
 def test_bad_urls_are_refused_at_assign_with_one_line(cli_runner, data_dir, url, message):

@@ -5,6 +5,7 @@ Imported only from hook bodies: it pulls in SQLAlchemy.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -48,8 +49,15 @@ def check_url(url: str):
         ) from None
     except ImportError as exc:
         raise UsageError(f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); install it with pip") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, ""):
-        raise UsageError(f"SQLite URL {shown!r} names no file; use sqlite:///path/to/file.sqlite")
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            raise UsageError(f"SQLite URL {shown!r} names no file; use sqlite:////absolute/path/to/file.sqlite")
+        if not database.startswith("file:") and not os.path.isabs(database):
+            raise UsageError(
+                f"SQLite URL {shown!r} has a relative path, which would change with the working directory; "
+                f"use an absolute one: sqlite:///{os.path.abspath(database)}"
+            )
     return parsed
 
 

@@ -89,7 +89,7 @@ def table_infos(tables: dict) -> dict:
     return infos
 
 
-@dataclass
+@dataclass(slots=True)
 class _Step:
     kind: str
     values: dict
@@ -99,16 +99,17 @@ class _Step:
 
 def _key_of(spec: WriteSpec, settings: dict, record: dict | None) -> tuple:
     source = record if record is not None else settings
-    names = KEYS[spec.table]
-    if spec.table == MANIFEST and record is None:
-        names = ("RunHash",)
-    key = []
-    for name in names:
-        value = source.get(name)
-        if value is None or value == "":
-            raise InvalidAction(f"missing natural key {name}")
-        key.append(int(value) if name == "AttemptNumber" else str(value))
-    return tuple(key)
+    names = ("RunHash",) if spec.table == MANIFEST and record is None else KEYS[spec.table]
+    first = source.get(names[0])
+    if not first:
+        raise InvalidAction(f"missing natural key {names[0]}")
+    first = first if type(first) is str else str(first)
+    if len(names) == 1:
+        return (first,)
+    number = source.get("AttemptNumber")
+    if number is None or number == "":
+        raise InvalidAction("missing natural key AttemptNumber")
+    return first, int(number)
 
 
 def _values_of(spec: WriteSpec, settings: dict, info: TableInfo) -> tuple[tuple, dict]:
@@ -151,7 +152,7 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
     Returns ``[(scope, kind, [steps])]`` in execution order; fills ``results`` for actions that
     need no statement (a repeated insert of one key). Raises InvalidAction with the seq.
     """
-    per_key: dict = {}
+    per_key: dict = {}  # (table, key) -> the key's steps, in order
     for i in indices:
         action = actions[i]
         spec = WRITES[action.name]
@@ -159,24 +160,30 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
             key, values = _values_of(spec, action.settings, infos[spec.table])
         except (InvalidAction, TypeError, ValueError) as exc:
             raise InvalidAction(f"{action.name} (seq {action.seq}): {exc}") from None
-        steps = per_key.setdefault((spec.table, key), [])
-        last = steps[-1] if steps else None
-        if spec.kind == "insert":
+        kind = spec.kind
+        steps = per_key.get((spec.table, key))
+        if steps is None:  # the common case: the key's first action in this batch
+            per_key[(spec.table, key)] = [_Step(kind, values if kind == "insert" else dict(values), [i], key)]
+            continue
+        last = steps[-1]
+        if kind == "insert":
             if any(step.kind == "insert" for step in steps):
                 results[i] = envelope(True, AlreadyPresent=True)
                 continue
             steps.append(_Step("insert", values, [i], key))  # never merged into: no copy
-        elif last is not None and (last.kind == "upsert" or (last.kind == "update" and spec.kind == "update")):
+        elif last.kind == "upsert" or (last.kind == "update" and kind == "update"):
             last.values.update(values)
             last.indices.append(i)
         else:
-            steps.append(_Step(spec.kind, dict(values), [i], key))
-    groups: dict = {}
-    for (scope, key), steps in per_key.items():
+            steps.append(_Step(kind, dict(values), [i], key))
+    levels: list = []  # per level: {(scope, kind, columns): [steps]}
+    for (scope, _key), steps in per_key.items():
         for level, step in enumerate(steps):
+            if level == len(levels):
+                levels.append({})
             columns = frozenset(step.values) if step.kind != "insert" else None
-            groups.setdefault((level, scope, step.kind, columns), []).append(step)
-    return [(scope, kind, steps) for (level, scope, kind, _), steps in sorted(groups.items(), key=lambda g: g[0][0])]
+            levels[level].setdefault((scope, step.kind, columns), []).append(step)
+    return [(scope, kind, steps) for groups in levels for (scope, kind, _), steps in groups.items()]
 
 
 def apply(conn, actions: list, infos: dict, results: list, indices: list) -> None:
@@ -212,12 +219,18 @@ class _Writer:
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
-        base = info.defaults
+        """Whole rows: the record over the defaults. Journal records already are whole, and
+        are then passed as they are (the driver only reads them)."""
+        base, width = info.defaults, len(info.defaults)
         rows = []
         for step in steps:  # the key columns are in every record (_key_of read them there)
-            row = dict(base)
-            row.update(step.values)
-            rows.append(row)
+            values = step.values
+            if len(values) == width:  # values only hold data columns (_pick): all of them, then
+                rows.append(values)
+            else:
+                row = dict(base)
+                row.update(values)
+                rows.append(row)
         return rows
 
     def _insert(self, info: TableInfo, dialect_specific: bool = True):
