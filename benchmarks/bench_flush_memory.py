@@ -15,12 +15,11 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_flush_throughput import fill_journal  # noqa: E402
+from bench_flush_throughput import filled_journal  # noqa: E402
 
 
 def main() -> int:
@@ -28,18 +27,10 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=200000)
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="uvctl-bench-mem-") as folder:
-        os.environ["UVCTL_DATA_DIR"] = folder
-        os.environ.setdefault("UVCTL_JOURNAL_SYNC", "normal")
+    with filled_journal(args.items, "uvctl-bench-mem-") as (_folder, journal):
         from uvctl import assignment
-        from uvctl.journal import Journal
 
-        with Journal.open() as journal:
-            start = time.perf_counter()
-            fill_journal(journal, args.items)
-            records = journal.count_after("Queue", 0)
-            print(f"journal: {records} records in {time.perf_counter() - start:.0f} s, "
-                  f"{os.path.getsize(journal.path) / 1e6:.0f} MB on disk")
+        records = journal.count_after("Queue", 0)
         assignment.assign("sql", {})
         command = [sys.executable, "-m", "uvctl", "flush", "--json"]
         if args.batch_size:

@@ -5,7 +5,7 @@ tables and (b) the upstream style, one statement and one commit per record.
 Targets: flush >= 0.5 x (a) and >= 20 x (b). Usage:
 
     .venv/bin/python benchmarks/bench_flush_throughput.py [--items 20000] [--engines sqlite,postgres]
-        [--upstream-sample 3000] [--batch-size 1000] [--repeat 3]
+        [--upstream-sample 3000] [--batch-size 5000] [--repeat 3]
 
 Each work item gives 5 records (upsert, 3 events, 1 attempt), so 20000 items = 100k records.
 (b) is measured on the first --upstream-sample records (it is slow) and reported as a rate.
@@ -14,6 +14,7 @@ Each work item gives 5 records (upsert, 3 events, 1 attempt), so 20000 items = 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -39,6 +40,22 @@ def calls_for(items: int):
                                            "ToStatus": "Dispatched", "BeaconID": f"bcn-{n % 4}"}}
         yield "QP_AppendEvent", {"Event": {"WorkItemHash": h, "EventType": "completed", "FromStatus": "Dispatched",
                                            "ToStatus": "Complete", "Payload": {"ExitCode": 0}}}
+
+
+@contextlib.contextmanager
+def filled_journal(items: int, prefix: str):
+    """A temporary data dir whose journal holds the records of ``items`` work items."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        os.environ["UVCTL_DATA_DIR"] = folder
+        os.environ.setdefault("UVCTL_JOURNAL_SYNC", "normal")
+        from uvctl.journal import Journal
+
+        with Journal.open() as journal:
+            start = time.perf_counter()
+            fill_journal(journal, items)
+            print(f"journal: {journal.count_after('Queue', 0)} records written in {time.perf_counter() - start:.1f} s, "
+                  f"{os.path.getsize(journal.path) / 1e6:.0f} MB on disk")
+            yield folder, journal
 
 
 def fill_journal(journal, items: int) -> None:
@@ -161,36 +178,28 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--engines", default="sqlite,postgres")
     parser.add_argument("--upstream-sample", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for (a) and the flush (the machine is shared)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="uvctl-bench-flush-") as folder:
-        os.environ["UVCTL_DATA_DIR"] = folder
-        os.environ.setdefault("UVCTL_JOURNAL_SYNC", "normal")
-        from uvctl.journal import Journal
-
-        with Journal.open() as journal:
-            start = time.perf_counter()
-            fill_journal(journal, args.items)
-            records = journal.count_after("Queue", 0)
-            print(f"journal: {records} records written in {time.perf_counter() - start:.1f} s")
-            rows = final_rows(journal)
-            for engine_name in args.engines.split(","):
-                target = Target(engine_name, folder)
-                try:
-                    flush_s = min(bench_flush(target.fresh(), journal, args.batch_size) for _ in range(args.repeat))
-                    many_s = min(bench_executemany(target.fresh(), rows) for _ in range(args.repeat))
-                    upstream_per_record = bench_upstream(target.fresh(), journal, min(args.upstream_sample, records))
-                finally:
-                    target.drop_all()
-                flush_rate, many_rate, upstream_rate = records / flush_s, records / many_s, 1 / upstream_per_record
-                print(f"{engine_name}: flush {records} records in {flush_s:.2f} s = {flush_rate:,.0f} records/s "
-                      f"(batch {args.batch_size}, best of {args.repeat})")
-                print(f"{engine_name}: (a) plain executemany of the same rows {many_s:.2f} s = {many_rate:,.0f} rows/s; "
-                      f"flush/executemany = {flush_rate / many_rate:.2f} (target >= 0.5)")
-                print(f"{engine_name}: (b) one statement + commit per record {upstream_rate:,.0f} records/s "
-                      f"(sample of {min(args.upstream_sample, records)}); flush/upstream = {flush_rate / upstream_rate:.1f}x "
-                      f"(target >= 20x)")
+    with filled_journal(args.items, "uvctl-bench-flush-") as (folder, journal):
+        records = journal.count_after("Queue", 0)
+        rows = final_rows(journal)
+        for engine_name in args.engines.split(","):
+            target = Target(engine_name, folder)
+            try:
+                flush_s = min(bench_flush(target.fresh(), journal, args.batch_size) for _ in range(args.repeat))
+                many_s = min(bench_executemany(target.fresh(), rows) for _ in range(args.repeat))
+                upstream_per_record = bench_upstream(target.fresh(), journal, min(args.upstream_sample, records))
+            finally:
+                target.drop_all()
+            flush_rate, many_rate, upstream_rate = records / flush_s, records / many_s, 1 / upstream_per_record
+            print(f"{engine_name}: flush {records} records in {flush_s:.2f} s = {flush_rate:,.0f} records/s "
+                  f"(batch {args.batch_size}, best of {args.repeat})")
+            print(f"{engine_name}: (a) plain executemany of the same rows {many_s:.2f} s = {many_rate:,.0f} rows/s; "
+                  f"flush/executemany = {flush_rate / many_rate:.2f} (target >= 0.5)")
+            print(f"{engine_name}: (b) one statement + commit per record {upstream_rate:,.0f} records/s "
+                  f"(sample of {min(args.upstream_sample, records)}); flush/upstream = {flush_rate / upstream_rate:.1f}x "
+                  f"(target >= 20x)")
     return 0
 
 

@@ -20,7 +20,7 @@ BRIDGES = (QUEUE, MANIFEST)
 MAX_BATCH = 10000
 #: Records per batch: one transaction and one mark write each; large enough that those
 #: fixed costs stay small, small enough that a crash resends little (see bench_flush_throughput).
-DEFAULT_BATCH = 1000
+DEFAULT_BATCH = 5000
 
 
 @dataclass
