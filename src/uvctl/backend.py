@@ -15,6 +15,8 @@ class OptionSpec:
 
     ``name`` is the option key as stored in the assignment (``Url``); ``flag`` the
     command-line flag (``--url``); ``secret`` options are masked in every output.
+    ``default`` may be a callable: it is then called at assign time (for a default that
+    depends on the environment, such as the data dir) and the result is stored.
     """
 
     name: str
