@@ -4,7 +4,7 @@
     .venv/bin/python -m reliability.run crash-sqlite network-meadow --trials 5 --records 2000
 
 Trials: crash-sqlite, crash-postgres, crash-import, network-meadow, network-postgres,
-concurrency, disk-full, read-only. Figures go to stdout and to reliability/last-run.json
+concurrency, concurrency-postgres, disk-full, read-only. Figures go to stdout and to reliability/last-run.json
 (``--out`` to change); the exit status is 1 when any trial lost, duplicated or corrupted
 anything, or a failure was not one clean line.
 """
@@ -25,7 +25,7 @@ if str(HERE.parent) not in sys.path:
 from reliability import concurrency, crash, disk, network, procs  # noqa: E402
 
 TRIALS = ("crash-sqlite", "crash-postgres", "crash-import", "network-meadow", "network-postgres", "concurrency",
-          "disk-full", "read-only")
+          "concurrency-postgres", "disk-full", "read-only")
 
 
 def run_trial(name: str, work: Path, args) -> dict:
@@ -45,12 +45,13 @@ def run_trial(name: str, work: Path, args) -> dict:
     if name == "network-postgres":
         return network.postgres_trial(work, records=args.records, rate=args.rate, seed=args.seed + 4,
                                       max_runs=args.max_runs, batch_size=args.batch_size)
-    if name == "concurrency":
-        url = procs.create_pg_database() if args.concurrency_pg else f"sqlite:///{work}/target.sqlite"
+    if name in ("concurrency", "concurrency-postgres"):
+        postgres = name == "concurrency-postgres"
+        url = procs.create_pg_database() if postgres else f"sqlite:///{work}/target.sqlite"
         try:
             return concurrency.trial(work, url, items=args.items)
         finally:
-            if args.concurrency_pg:
+            if postgres:
                 procs.drop_pg_database(url)
     if name == "disk-full":
         return disk.disk_full_trial(work)
@@ -86,7 +87,6 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=100, help="flush batch size of the network trials")
     parser.add_argument("--max-runs", type=int, default=2000, help="flush runs allowed per network trial")
     parser.add_argument("--items", type=int, default=150, help="work items per writer in the concurrency trial")
-    parser.add_argument("--concurrency-pg", action="store_true", help="concurrency trial into PostgreSQL")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--out", type=Path, default=HERE / "last-run.json")
     args = parser.parse_args(argv)

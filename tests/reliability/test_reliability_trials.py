@@ -15,10 +15,10 @@ def _assert_no_loss(figures: dict) -> None:
 
 @pytest.mark.slow
 def test_kill_9_during_flush_into_sqlite_then_rerun(tmp_path):
-    figures = crash.flush_trials(tmp_path, lambda n: f"sqlite:///{tmp_path}/target-{n}.sqlite", trials=4,
-                                 records=1500, batch_size=25, seed=7, log=lambda *_: None)
+    figures = crash.flush_trials(tmp_path, lambda n: f"sqlite:///{tmp_path}/target-{n}.sqlite", trials=3,
+                                 records=1000, batch_size=20, seed=7, log=lambda *_: None)
     _assert_no_loss(figures)
-    assert figures["reruns_ok"] == 4 and figures["pending_after_rerun"] == 0, figures
+    assert figures["reruns_ok"] == 3 and figures["pending_after_rerun"] == 0, figures
 
 
 @pytest.mark.slow
@@ -27,7 +27,7 @@ def test_kill_9_during_flush_into_postgres_then_rerun(tmp_path):
     from reliability import procs
 
     figures = crash.flush_trials(tmp_path, lambda n: procs.create_pg_database(), procs.drop_pg_database, trials=2,
-                                 records=1500, batch_size=25, seed=8, log=lambda *_: None)
+                                 records=800, batch_size=20, seed=8, log=lambda *_: None)
     _assert_no_loss(figures)
     assert figures["reruns_ok"] == 2 and figures["pending_after_rerun"] == 0, figures
 
@@ -52,7 +52,7 @@ def test_flush_through_a_faulty_network_to_meadow_completes_row_for_row(tmp_path
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_flush_through_a_faulty_network_to_postgres_completes_row_for_row(tmp_path):
-    figures = network.postgres_trial(tmp_path, records=2000, rate=0.3, seed=6, max_runs=200, batch_size=100,
+    figures = network.postgres_trial(tmp_path, records=1000, rate=0.3, seed=6, max_runs=200, batch_size=100,
                                      log=lambda *_: None)
     assert figures["completed"] and figures["unclean_failures"] == 0, figures
     _assert_no_loss(figures)
