@@ -108,6 +108,8 @@ def project_record(action: str, table_name: str, record: dict, warnings: list | 
     projected = _project(action, table_name, record, warnings)
     if table_name == MANIFEST and "ManifestJSON" not in record:
         projected["ManifestJSON"] = to_json_text(record)
+        if len(projected["ManifestJSON"]) > spec.sizes.get("ManifestJSON", MAX_TEXT):
+            _too_long(action, table_name, "ManifestJSON", projected["ManifestJSON"])
     if table_name == EVENT:
         if not projected.get("EventGUID"):
             projected["EventGUID"] = str(uuid.uuid4())
