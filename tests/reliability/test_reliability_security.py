@@ -369,3 +369,39 @@ def test_a_self_signed_backend_is_refused_through_the_cli(https_server, cli_runn
     assert "could not be verified" in (status["Queue"]["LastError"] or "")
     result = cli_runner(["flush"])
     assert result.exit_code != 0 and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------- coordinator sessions
+def _coordinator_stub_module():
+    import importlib.util
+
+    name = "coordinator_stub"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "meadowproxy" / "coordinator_stub.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coordinator_password_and_session_cookie_stay_secret(data_dir, cli_runner, monkeypatch):
+    stub = _coordinator_stub_module().CoordinatorStub(secured=True, users={"admin": SECRET})
+    try:
+        monkeypatch.setenv("UVCTL_COORDINATOR_PASSWORD", "wrong-" + SECRET)
+        refused = cli_runner(["coordinator", "login", "--coordinator", stub.url, "--user", "admin"])
+        assert refused.exit_code != 0 and "Traceback" not in refused.stderr
+        monkeypatch.setenv("UVCTL_COORDINATOR_PASSWORD", SECRET)
+        text = _outputs(cli_runner, [
+            ["coordinator", "login", "--coordinator", stub.url, "--user", "admin"],
+            ["coordinator", "login", "--coordinator", stub.url, "--user", "admin", "--json"],
+            ["coordinator", "beacons", "--coordinator", stub.url], ["coordinator", "beacons", "--coordinator", stub.url, "--json"],
+        ])
+        sessions = data_dir / "coordinator-sessions.json"
+        assert _mode(sessions) == 0o600
+        cookie = json.loads(sessions.read_text())[stub.url]["SessionID"]
+        assert cookie and cookie not in text + refused.stdout + refused.stderr
+        assert SECRET not in text + refused.stdout + refused.stderr
+        assert SECRET not in sessions.read_text()
+    finally:
+        stub.close()
