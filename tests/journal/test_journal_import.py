@@ -277,3 +277,25 @@ def test_imported_data_dir_flushes_to_sql_and_then_prunes_fully(example_datadir,
     pruned = prune_acknowledged(journal)
     assert pruned["Queue"]["Pruned"] == journal.last_seq("Queue") and pruned["Manifest"]["Pruned"] == 3
     assert journal.count_after("Queue", 0) == 0 and journal.stats()["State"]["WorkItems"] == 24
+
+
+def test_progress_advances_once_per_source_record(example_datadir, journal, tmp_path):
+    import contextlib
+
+    seen = {}
+
+    @contextlib.contextmanager
+    def progress(total, label):
+        seen["total"], seen["label"], seen["updates"] = total, label, 0
+
+        class Bar:
+            def update(self, n):
+                seen["updates"] += n
+
+        yield Bar()
+
+    report = import_path(journal, example_datadir, progress=progress)
+    assert seen["total"] == seen["updates"] == sum(report["Read"].values()) and seen["label"] == "importing"
+    file = write_jsonl(tmp_path / "a.jsonl", LINES, extra="\n\n")
+    import_path(journal, file, progress=progress)
+    assert seen["total"] == seen["updates"] == len(LINES)

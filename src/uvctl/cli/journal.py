@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, json_option
+from .output import emit, json_option, progress
 
 
 @click.group("journal")
@@ -51,7 +51,7 @@ def import_command(path, staging, no_manifests, coordinator_url, as_json):
 
         raise UsageError("give PATH (a JSONL file or an Ultravisor data directory) or --coordinator URL")
     with Journal.open() as journal:
-        report = import_path(journal, path, staging=staging, manifests=not no_manifests)
+        report = import_path(journal, path, staging=staging, manifests=not no_manifests, progress=progress)
     emit(report, as_json, _print_import)
 
 

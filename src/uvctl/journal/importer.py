@@ -22,8 +22,12 @@ from .sources.datadir import DataDirSource
 from .sources.jsonl import JsonlSource
 
 
-def import_path(journal, path, staging=None, manifests: bool = True) -> dict:
-    """Import ``path`` (a JSONL file or an Ultravisor data dir) into ``journal``; a report."""
+def import_path(journal, path, staging=None, manifests: bool = True, progress=None) -> dict:
+    """Import ``path`` (a JSONL file or an Ultravisor data dir) into ``journal``; a report.
+
+    ``progress`` is an optional ``progress(total, label)`` context manager yielding a bar
+    with ``update(n)`` (``uvctl.cli.output.progress``); it advances once per source record.
+    """
     path = Path(path).expanduser().resolve()  # StagingPath is stored absolute, as Ultravisor writes it
     if not path.exists():
         raise UsageError(f"{path} does not exist; give a JSONL file of bridge actions or an Ultravisor data directory")
@@ -34,7 +38,19 @@ def import_path(journal, path, staging=None, manifests: bool = True) -> dict:
     else:
         source = JsonlSource(path)
     with source:
-        tally = journal.apply_stream(source.pairs(), reimport=True)
+        if progress is None:
+            tally = journal.apply_stream(source.pairs(), reimport=True)
+        else:
+            with progress(source.total(), "importing") as bar:
+                count = [0]
+
+                def advance(_done, step=200):  # redraw the bar every few hundred records, not every one
+                    count[0] += 1
+                    if count[0] % step == 0:
+                        bar.update(step)
+
+                tally = journal.apply_stream(source.pairs(), reimport=True, sink=advance)
+                bar.update(count[0] % 200)
         report = source.report()
     journaled = sum(n for outcome, n in tally["Outcomes"].items() if outcome in ("applied", "not-found"))
     report.update({

@@ -103,6 +103,13 @@ class DataDirSource:
             self._tmp.cleanup()
             self._tmp = None
 
+    def total(self) -> int:
+        """How many records the import will read (rows and manifest files), for a progress bar."""
+        rows = 0
+        if self._conn is not None:
+            rows = sum(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in _QUEUE_TABLES)
+        return rows + len(self._manifest_files)
+
     def report(self) -> dict:
         return {"Source": str(self.path), "Kind": "ultravisor-datadir",
                 "QueueDatabase": str(self.queue_db) if self.queue_db else None,

@@ -36,6 +36,11 @@ class JsonlSource:
     def __exit__(self, *exc):
         self._handle.close()
 
+    def total(self) -> int:
+        """How many actions the file holds (its non-blank lines), for a progress bar."""
+        with self.path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+
     def report(self) -> dict:
         return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}}
 
