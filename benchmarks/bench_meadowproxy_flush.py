@@ -101,6 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--transport", choices=("direct", "mesh"), default="direct")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both (default 2)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-meadowproxy-"))
@@ -129,49 +130,54 @@ def main() -> int:
         stubs.append(mesh.CoordinatorStub())
         stubs.append(mesh.DataBeaconStub(stubs[0].url, "db1", server, "UV Bench"))
         options = {"Transport": "mesh", "Url": stubs[0].url, "Beacon": "db1", "RouteHash": "uv-bench"}
-    try:
-        # uvctl's way: the real flush service over the assigned backend
+    def ours():
+        """The real flush service over the assigned backend (replayed from the first record)."""
+        harness.truncate(db_file)
         assignment.assign("meadowproxy", options)
-        timed = {}
-        original = config.session
-
-        def session(backend):
-            state = original(backend)
-            if not isinstance(state["transport"], Timed):
-                state["transport"] = timed.setdefault("t", Timed(state["transport"]))
-            return state
-
-        config.session = session
+        state = config.session(assignment.backend_for(QUEUE))  # the handle flush will use
+        state["ids"].clear()  # the tables were emptied behind its back
+        inner = state["transport"]
+        state["transport"] = timed = Timed(inner.inner if isinstance(inner, Timed) else inner)
         start = time.perf_counter()
-        report = flush.flush(bridges=(QUEUE, MANIFEST)).to_dict()
+        report = flush.flush(bridges=(QUEUE, MANIFEST), replay=True).to_dict()
         assert report["Success"], report["Error"]
-        ours = time.perf_counter() - start
-        config.session = original
-        ours_requests = timed["t"].seconds
-        counts_ours = {t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES}
+        return time.perf_counter() - start, timed.seconds
 
-        # upstream's way, same records, fresh tables
+    def theirs():
         harness.truncate(db_file)
         backend = host.open_backend("meadowproxy", options)
         transport = Timed(config.session(backend)["transport"])
         start = time.perf_counter()
         upstream(actions, transport, config.bases(backend))
-        theirs = time.perf_counter() - start
-        counts_theirs = {t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES}
         host.close(backend)
+        return time.perf_counter() - start, transport.seconds
+
+    results = {"uvctl flush (batched)": [], "upstream (per record)": []}
+    counts = []
+    try:
+        warm = host.open_backend("meadowproxy", options)  # warm the server up (JIT, caches)
+        upstream(actions[:300], config.session(warm)["transport"], config.bases(warm))
+        host.close(warm)
+        for _ in range(args.rounds):  # alternate, so machine load falls on both alike
+            for label, run in (("uvctl flush (batched)", ours), ("upstream (per record)", theirs)):
+                results[label].append(run())
+                counts.append({t: len(harness.rows(db_file, t)) for t in harness.UV_TABLES})
     finally:
         for stub in reversed(stubs):
             stub.close()
         server.stop()
 
-    assert counts_ours == counts_theirs, (counts_ours, counts_theirs)
-    print(f"transport: {args.transport}; records: {total} journal records ({counts_ours})")
-    for label, seconds, requests in (("uvctl flush (batched)", ours, ours_requests),
-                                     ("upstream (per record)", theirs, transport.seconds)):
-        print(f"{label:24} {seconds:7.2f} s  {total / seconds:8.0f} records/s  {len(requests):6d} requests  "
-              f"p50 {percentile(requests, 0.5):7.2f} ms  p99 {percentile(requests, 0.99):7.2f} ms  "
-              f"mean {statistics.mean(requests) * 1000:7.2f} ms")
-    print(f"ratio: uvctl is {theirs / ours:.1f}x faster (target: at least 3x)")
+    assert all(c == counts[0] for c in counts), counts
+    print(f"transport: {args.transport}; records: {total} journal records ({counts[0]}); rounds: {args.rounds}")
+    best = {}
+    for label, runs in results.items():
+        for n, (seconds, requests) in enumerate(runs, 1):
+            print(f"{label:24} round {n}: {seconds:7.2f} s  {total / seconds:8.0f} records/s  {len(requests):6d} requests"
+                  f"  p50 {percentile(requests, 0.5):7.2f} ms  p99 {percentile(requests, 0.99):7.2f} ms"
+                  f"  mean {statistics.mean(requests) * 1000:7.2f} ms")
+        best[label] = statistics.median(seconds for seconds, _ in runs)
+    ratio = best["upstream (per record)"] / best["uvctl flush (batched)"]
+    print(f"ratio (median seconds): uvctl is {ratio:.1f}x faster (target: at least 3x)")
     return 0
 
 

@@ -3,8 +3,9 @@
 A raw result (what ``uvctl_dispatch`` returns per action) is a dict with some of:
 ``Status`` (HTTP status), ``Body`` (parsed JSON, None when the text was not JSON),
 ``Text`` (the start of a non-JSON body), ``Rows`` (a read's rows), ``Method``/``Path``,
-``Refused`` (refused before sending), ``WorkError`` (the beacon's error message),
-``NotFound``, ``AlreadyAbsent``, ``Skipped`` (not sent: the backend needs a bootstrap).
+``Refused`` (refused before sending), ``Failed`` (a failure found by the client),
+``WorkError`` (the beacon's error message), ``NotFound`` (an update of a row the server
+does not have), ``AlreadyAbsent``, ``Skipped`` (not sent: the backend needs a bootstrap).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def needs_bootstrap(raw: dict) -> str | None:
 
 def reason_of(raw: dict) -> str:
     """One line saying what went wrong with this request."""
-    for key in ("Refused", "NotFound", "WorkError", "Skipped"):
+    for key in ("Refused", "Failed", "NotFound", "WorkError", "Skipped"):
         if raw.get(key):
             return str(raw[key])
     where = f"{raw.get('Method', '')} {raw.get('Path', '')}".strip()
@@ -109,7 +110,8 @@ def reason_of(raw: dict) -> str:
 
 
 @lru_cache(maxsize=None)
-def _column_types() -> dict:
+def column_types() -> dict:
+    """``{table: {column: descriptor Type}}`` of the UV tables."""
     from uvctl.schema import table_columns
 
     return {table: {c["Column"]: c["Type"] for c in cols} for table, cols in table_columns().items()}
@@ -120,7 +122,7 @@ def row_shape(table: str, row: dict) -> dict:
 
     The backend-stamped ID, CreateDate and UpdateDate are left out; booleans are bools.
     """
-    types = _column_types().get(table, {})
+    types = column_types().get(table, {})
     out = {}
     for column, col_type in types.items():
         if col_type in ("AutoIdentity", "CreateDate", "UpdateDate"):
@@ -147,7 +149,7 @@ def to_envelope(action, raw: dict) -> dict:
         # The journal keeps updates of rows it never saw created; failing them would stop
         # every later flush at that record, so they succeed and change nothing.
         return envelope(True, NotFound=True)
-    if raw.get("Refused") or raw.get("WorkError"):
+    if raw.get("Refused") or raw.get("Failed") or raw.get("WorkError"):
         return failure(reason_of(raw))
     if raw.get("AlreadyAbsent"):
         return envelope(True, AlreadyAbsent=True)

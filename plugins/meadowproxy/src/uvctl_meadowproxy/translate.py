@@ -21,7 +21,7 @@ from uvctl.errors import UsageError
 from uvctl.mesh import WorkError
 
 from . import routes
-from .normalize import bulk_row_error, is_unique_violation, needs_bootstrap, reason_of
+from .normalize import bulk_row_error, column_types, is_unique_violation, needs_bootstrap
 
 #: write action → (table, Settings key of its record or None, kind)
 WRITES = {
@@ -61,19 +61,13 @@ class Plan:
     first_result: dict | None = None
 
 
-def _column_types(table: str) -> dict:
-    from .normalize import _column_types as types
-
-    return types()[table]
-
-
 def project(table: str, record: dict) -> dict:
     """Only the writable UV columns of ``table``, as meadow can store them.
 
     No primary key, no server-owned columns; objects become JSON text, booleans 0/1;
     ``None`` becomes ``''`` for strings and is left out for numbers.
     """
-    types = _column_types(table)
+    types = column_types()[table]
     out = {}
     for column, value in record.items():
         col_type = types.get(column)
@@ -202,13 +196,12 @@ class Translator:
                     target.patch.update(body)
                 target.indexes.append(index)
                 continue
-            # events never change: a repeated EventGUID is simply AlreadyPresent
-            wave = current[0] + 1 if current is not None else 0
+            wave = current[0] + 1 if current is not None else 0  # after the key's earlier plan
             plan = Plan(kind, table, key, body, [index])
             while len(waves) <= wave:
                 waves.append([])
             waves[wave].append(plan)
-            if table != "UVQueueWorkItemEvent":
+            if table != "UVQueueWorkItemEvent":  # events never change: a repeat is AlreadyPresent
                 open_plans[slot] = (wave, plan)
         for wave in waves:
             self._run_wave(wave)
@@ -260,7 +253,8 @@ class Translator:
             if plan.result is not None:
                 continue
             if plan.row_id is None:
-                plan.result = {"NotFound": _not_found(plan) + " (it exists but could not be read back)"}
+                plan.result = {"Failed": _not_found(plan) + " although the server reports it exists (a key "
+                               "that differs only in case or collation?)"}
                 continue
             if plan.kind == "insert":
                 plan.body = plan.patch
@@ -562,7 +556,7 @@ def list_terms(table: str, flt: dict, action_name: str):
     for column in LIST_KEYS[table]:
         if flt.get(column) is not None:
             terms.append(routes.fbv(column, flt[column]))
-    types = _column_types(table)
+    types = column_types()[table]
     for term in str(flt.get("OrderBy") or default_order).split(","):
         words = term.split()
         if not words:
