@@ -16,6 +16,7 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 
 import sqlalchemy as sa
 
@@ -30,6 +31,7 @@ KEYS = {
     MANIFEST: ("Hash",),
 }
 _PAGE = 1000  # keys per look-up statement
+_RAW_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
 class InvalidAction(Exception):
@@ -218,6 +220,26 @@ class _Writer:
         self.dialect = conn.dialect.name
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
 
+    def _many(self, stmt, rows: list) -> None:
+        """Execute ``stmt`` once per row, as the driver's executemany.
+
+        On the dialects uvctl tests (SQLite, PostgreSQL, MySQL/MariaDB) the statement is compiled
+        once and the rows go to the driver as they are: they only hold str, int, float, bool and
+        None, which these drivers bind natively, so SQLAlchemy's per-row parameter processing
+        (a third of a flush's CPU) is skipped. Elsewhere SQLAlchemy runs it as usual.
+        """
+        if self.dialect not in _RAW_DIALECTS:
+            self.conn.execute(stmt, rows)
+            return
+        compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(rows[0]))
+        if compiled.positional:
+            order = compiled.positiontup
+            pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+            params = list(map(pick, rows))
+        else:
+            params = rows
+        self.conn.exec_driver_sql(compiled.string, params)
+
     def _insert_rows(self, info: TableInfo, steps) -> list:
         """Whole rows: the record over the defaults. Journal records already are whole, and
         are then passed as they are (the driver only reads them)."""
@@ -282,7 +304,7 @@ class _Writer:
             stmt = self._insert(info, dialect_specific=self.on_conflict)
             if self.on_conflict:
                 stmt = stmt.on_conflict_do_nothing(index_elements=list(info.key))
-            self.conn.execute(stmt, self._insert_rows(info, fresh))
+            self._many(stmt, self._insert_rows(info, fresh))
         return {step.key for step in fresh}
 
     def upsert(self, info: TableInfo, steps) -> None:
@@ -296,11 +318,11 @@ class _Writer:
             stmt = self._insert(info)
             stmt = stmt.on_conflict_do_update(index_elements=list(info.key),
                                               set_={c: stmt.excluded[c] for c in assigned})
-            self.conn.execute(stmt, rows)
+            self._many(stmt, rows)
         elif self.dialect in ("mysql", "mariadb"):
             stmt = self._insert(info)
             stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in assigned})
-            self.conn.execute(stmt, rows)
+            self._many(stmt, rows)
         else:  # no portable upsert construct (MSSQL, ...): look up, then update + insert
             present = self.existing(info, [step.key for step in steps])
             old = [step for step in steps if step.key in present]
@@ -323,4 +345,4 @@ class _Writer:
             row = {f"v_{c}": step.values[c] for c in columns}
             row.update({f"k_{k}": v for k, v in zip(info.key, step.key)})
             rows.append(row)
-        self.conn.execute(stmt, rows)
+        self._many(stmt, rows)
