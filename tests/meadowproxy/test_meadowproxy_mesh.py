@@ -172,3 +172,25 @@ def test_tls_is_verified_by_default(make_coordinator, tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the private CA, trusted explicitly
     with Coordinator(coordinator.url) as client:
         assert client.list_beacons() == []
+
+
+def test_a_session_cached_by_coordinator_login_is_used(make_coordinator):
+    from uvctl.mesh.session import SessionCache
+
+    coordinator = make_coordinator(secured=True, users={"ops": "s3cret"})
+    options = {"Transport": "mesh", "Url": coordinator.url, "Beacon": "db1", "RouteHash": "uv-test-persistence"}
+    without = host.open_backend("meadowproxy", options)
+    try:
+        result = host.bootstrap(without)
+        assert result.state == "error" and "uvctl coordinator login" in result.reason
+    finally:
+        host.close(without)
+    with Coordinator(coordinator.url.replace("http://", "http://ops:s3cret@")) as client:
+        client.login()
+        SessionCache().save(client.base_url, client._http().client.cookies["SessionID"], "ops")
+    cached = host.open_backend("meadowproxy", options)
+    try:
+        result = host.bootstrap(cached)  # logged in now: the only problem left is the missing beacon
+        assert result.state == "waiting-for-beacon" and "'db1' is not registered" in result.reason
+    finally:
+        host.close(cached)

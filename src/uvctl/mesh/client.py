@@ -138,12 +138,17 @@ class Coordinator:
 
     # -- login ----------------------------------------------------------------------
 
+    def use_session(self, session_id: str) -> None:
+        """Send ``session_id`` as the ``SessionID`` cookie (a session cached by an earlier login)."""
+        self._http().client.cookies.set("SessionID", session_id)
+
+
     def login(self) -> None:
         """``POST /1.0/Authenticate``; the ``SessionID`` cookie rides on later requests."""
         if not self.username:
             raise UvctlError(
-                f"the coordinator at {self.display_url} requires a login; put the user in the URL "
-                f"(https://USER:PASSWORD@host:port)"
+                f"the coordinator at {self.display_url} requires a login; run 'uvctl coordinator login' "
+                f"or put the user in the URL (https://USER:PASSWORD@host:port)"
             )
         response = self._request(
             "POST",

@@ -105,6 +105,12 @@ def session(backend) -> dict:
             from .transport import MeshTransport
 
             coordinator = Coordinator(str(options["Url"]), timeout=min(seconds, 10.0))
+            if not coordinator.username:  # a session cached by 'uvctl coordinator login'
+                from uvctl.mesh.session import SessionCache
+
+                cached = SessionCache().get(coordinator.base_url)
+                if cached:
+                    coordinator.use_session(cached["SessionID"])
             state["transport"] = MeshTransport(coordinator, options["Beacon"], remote_user, timeout_ms=timeout_ms(options))
         else:
             from .transport import DirectTransport
