@@ -309,6 +309,7 @@ class DataBeaconStub:
         self.poll_interval = poll_interval
         self.received: list[tuple[str, str, dict]] = []
         self.hang = False  # claim work and never answer
+        self.damage = 0  # damage this many next proxied bodies the way upstream's chunk decoding does
         self.reset()
         self.register()
         self._stop = threading.Event()
@@ -392,7 +393,13 @@ class DataBeaconStub:
                    "X-Beacon-User": settings.get("RemoteUser") or "anonymous"}
         response = self.meadow_http.request(method.upper(), "/" + path.lstrip("/"), content=body.encode() or None,
                                             headers=headers)
-        return {"Status": response.status_code, "Headers": dict(response.headers), "Body": response.text}
+        text = response.text
+        if self.damage and any(ord(ch) > 127 for ch in text):
+            # a multi-byte character split across two chunks, each decoded on its own
+            self.damage -= 1
+            split = next(i for i, ch in enumerate(text) if ord(ch) > 127)
+            text = text[:split] + "\ufffd\ufffd" + text[split + 1:]
+        return {"Status": response.status_code, "Headers": dict(response.headers), "Body": text}
 
     def _ensure_schema(self, settings: dict) -> dict:
         schema = settings.get("SchemaJSON")

@@ -194,3 +194,14 @@ def test_a_session_cached_by_coordinator_login_is_used(make_coordinator):
         assert result.state == "waiting-for-beacon" and "'db1' is not registered" in result.reason
     finally:
         host.close(cached)
+
+
+def test_a_body_damaged_by_the_proxy_is_asked_again_never_used(backend, databeacon):
+    assert host.bootstrap(backend).state == "bootstrapped"
+    assert host.dispatch(backend, [upsert("w1", LastError="Grüße 日本")])[0]["Success"]
+    get = Action("QP_GetWorkItemByHash", {"WorkItemHash": "w1"})
+    databeacon.damage = 1  # once: the second try is whole
+    assert host.dispatch(backend, [get])[0]["WorkItem"]["LastError"] == "Grüße 日本"
+    databeacon.damage = 100  # always: a clear failure instead of silently wrong text
+    answer = host.dispatch(backend, [get])[0]
+    assert answer["Success"] is False and "arrived damaged 3 times" in answer["Reason"]

@@ -53,6 +53,18 @@ class DirectTransport:
         self.http.close()
 
 
+#: How often a MeadowProxy answer whose body does not match its Content-Length is asked again.
+DAMAGED_RETRIES = 2
+
+
+def _damaged(text: str, headers: dict) -> str | None:
+    """Why a proxied body cannot be the server's (its Content-Length disagrees), or None."""
+    length = str(headers.get("content-length") or headers.get("Content-Length") or "")
+    if length.isdigit() and int(length) != len(text.encode("utf-8")):
+        return f"Content-Length {length}, received {len(text.encode('utf-8'))} bytes"
+    return None
+
+
 class MeshTransport:
     """Each request is a ``MeadowProxy``/``Request`` work item for the beacon ``beacon``."""
 
@@ -85,13 +97,22 @@ class MeshTransport:
         settings = {"Method": method, "Path": path, "RemoteUser": self.remote_user}
         if body is not None:
             settings["Body"] = body
-        outputs = self.run("MeadowProxy", "Request", settings)
-        status = outputs.get("Status")
-        if not isinstance(status, int):
-            raise WorkError(f"beacon {self.beacon!r} answered MeadowProxy/Request without an HTTP Status")
-        text = outputs.get("Body")
-        headers = outputs.get("Headers") if isinstance(outputs.get("Headers"), dict) else {}
-        return HttpAnswer(status, text if isinstance(text, str) else "", headers)
+        for attempt in range(DAMAGED_RETRIES + 1):
+            outputs = self.run("MeadowProxy", "Request", settings)
+            status = outputs.get("Status")
+            if not isinstance(status, int):
+                raise WorkError(f"beacon {self.beacon!r} answered MeadowProxy/Request without an HTTP Status")
+            text = outputs.get("Body") if isinstance(outputs.get("Body"), str) else ""
+            headers = outputs.get("Headers") if isinstance(outputs.get("Headers"), dict) else {}
+            damaged = _damaged(text, headers)
+            if damaged is None:
+                return HttpAnswer(status, text, headers)
+        # Upstream's MeadowProxy decodes each chunk on its own, so a character split across
+        # chunks becomes U+FFFD: the JSON stays valid and the data silently wrong.
+        raise WorkError(
+            f"{method} {path}: the body from beacon {self.beacon!r} arrived damaged {DAMAGED_RETRIES + 1} times "
+            f"({damaged}; MeadowProxy splits UTF-8 characters across chunks); not using it"
+        )
 
     def close(self) -> None:
         self.coordinator.close()
