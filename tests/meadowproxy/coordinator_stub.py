@@ -304,6 +304,7 @@ class DataBeaconStub:
         self.meadow_http = httpx.Client(base_url=meadow.url, timeout=30)
         self.name, self.meadow = name, meadow
         self.connection = {"IDBeaconConnection": connection_id, "Name": connection_name, "Type": "SQLite", "Config": "{}"}
+        self.other_connections: list[dict] = []  # listed by ListConnections, never served
         self.default_allowlist = default_allowlist
         self.max_concurrent = max_concurrent
         self.poll_interval = poll_interval
@@ -371,7 +372,7 @@ class DataBeaconStub:
             ("DataBeaconManagement", "Introspect"): self._introspect,
             ("DataBeaconManagement", "UpdateProxyConfig"): self._update_proxy_config,
             ("DataBeaconManagement", "EnableEndpoint"): self._enable_endpoint,
-            ("DataBeaconAccess", "ListConnections"): lambda s: {"Connections": [dict(self.connection)]},
+            ("DataBeaconAccess", "ListConnections"): lambda s: {"Connections": [dict(self.connection), *self.other_connections]},
         }.get((capability, action))
         if handler is None:
             return {"StdOut": f"Unknown capability: {capability}/{action}", "ExitCode": -1, "Result": ""}

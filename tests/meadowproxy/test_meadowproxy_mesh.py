@@ -205,3 +205,11 @@ def test_a_body_damaged_by_the_proxy_is_asked_again_never_used(backend, databeac
     databeacon.damage = 100  # always: a clear failure instead of silently wrong text
     answer = host.dispatch(backend, [get])[0]
     assert answer["Success"] is False and "arrived damaged 3 times" in answer["Reason"]
+
+
+def test_a_route_hash_shared_by_two_connections_is_refused(backend, databeacon):
+    databeacon.other_connections.append({"IDBeaconConnection": 4, "Name": "uv test persistence!", "Type": "SQLite"})
+    result = host.bootstrap(backend)
+    assert result.state == "error"
+    assert "also the route hash of connection 4 'uv test persistence!'" in result.reason
+    assert not any(a == "EnsureSchema" for _, a, _ in databeacon.received)  # stopped before any change

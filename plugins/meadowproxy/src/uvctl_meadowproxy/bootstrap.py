@@ -1,6 +1,7 @@
 """Make a meadowproxy backend ready, idempotently, and say how far it got.
 
-mesh with a connection: look the beacon up → (derive the route hash) →
+mesh with a connection: look the beacon up → derive the route hash and refuse one that
+another connection shares →
 ``DataBeaconSchema.EnsureSchema`` → ``DataBeaconManagement.Introspect`` per table →
 ``UpdateProxyConfig`` with an allowlist pattern for this route hash and the UV tables
 only → ``EnableEndpoint`` per table → a read on every base. direct (or mesh with only
@@ -67,7 +68,21 @@ def _step(transport, capability: str, action: str, settings: dict, label: str, t
 def _mesh(backend) -> dict:
     transport = config.session(backend)["transport"]
     connection = int(backend.options["IDBeaconConnection"])
-    hash_ = config.route_hash(backend)
+    rows = config.list_connections(transport)
+    hash_ = backend.options.get("RouteHash") or config.hash_of_connection(transport, connection, rows)
+    config.session(backend)["route_hash"] = hash_
+    # Two connections whose names sanitize alike share routes: the databeacon then serves
+    # one connection's requests from the other's database while reporting success.
+    clash = [
+        f"{row.get('IDBeaconConnection')} {row.get('Name')!r}" for row in rows
+        if str(row.get("IDBeaconConnection")) != str(connection)
+        and routes.route_hash_for(row.get("Name"), row.get("IDBeaconConnection")) == hash_
+    ]
+    if clash:
+        raise StepFailed(
+            f"route hash {hash_!r} of connection {connection} is also the route hash of connection "
+            f"{', '.join(clash)} on the databeacon: requests could land in the other database; rename one"
+        )
     from uvctl.schema import UV_TABLES, builtin_descriptor
 
     ensured = _step(

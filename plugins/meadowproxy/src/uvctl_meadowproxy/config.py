@@ -129,7 +129,7 @@ def route_hash(backend) -> str:
     value = options.get("RouteHash")
     if value in (None, ""):
         connection = options.get("IDBeaconConnection")
-        value = "" if connection in (None, "") else _hash_of_connection(state["transport"], int(connection))
+        value = "" if connection in (None, "") else hash_of_connection(state["transport"], int(connection))
     state["route_hash"] = str(value)
     return state["route_hash"]
 
@@ -142,13 +142,20 @@ def bases(backend) -> dict:
     return state["bases"]
 
 
-def _hash_of_connection(transport, connection: int) -> str:
-    """Ask the databeacon for the connection's Name and sanitize it as the databeacon does."""
+def list_connections(transport) -> list[dict]:
+    """The databeacon's connections (``DataBeaconAccess.ListConnections`` over the mesh)."""
+    outputs = transport.run("DataBeaconAccess", "ListConnections", {})
+    rows = outputs.get("Connections")
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def hash_of_connection(transport, connection: int, rows: list[dict] | None = None) -> str:
+    """Ask the databeacon for the connection's Name (``rows``: its connections, when already
+    listed) and sanitize it as the databeacon does."""
     from .transport import MeshTransport
 
     if isinstance(transport, MeshTransport):
-        outputs = transport.run("DataBeaconAccess", "ListConnections", {})
-        rows = outputs.get("Connections") if isinstance(outputs.get("Connections"), list) else []
+        rows = list_connections(transport) if rows is None else rows
         match = [row for row in rows if str(row.get("IDBeaconConnection")) == str(connection)]
         if not match:
             known = ", ".join(f"{r.get('IDBeaconConnection')} {r.get('Name')!r}" for r in rows) or "none"
