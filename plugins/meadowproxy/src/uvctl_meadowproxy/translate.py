@@ -265,60 +265,48 @@ class Translator:
                     continue
             puts.append(plan)
 
-    def _post(self, plans: list[Plan]) -> list[Plan]:
-        """Create rows; returns the plans whose row already existed (unique key)."""
-        conflicts = []
+    def _send(self, method: str, plans: list[Plan], body_of):
+        """Send each plan's row: one request per table chunk, the single-row route for one
+        row and the bulk route (``<base>s``) for more. Yields ``(plan, raw result of its row)``."""
         for table, chunk in self._chunks(plans):
             base = self.base(table)
             if len(chunk) == 1:
-                raw = self.call("POST", base, chunk[0].body)
-                answers = [(raw, raw.get("Body"))]
-            else:
-                raw = self.call("POST", f"{base}s", [plan.body for plan in chunk])
-                rows = raw.get("Body")
-                if raw.get("Status") != 200 or not isinstance(rows, list) or len(rows) != len(chunk):
-                    for plan in chunk:
-                        plan.result = _bulk_failure(raw, len(chunk))
-                    continue
-                answers = [(_row_raw(raw, row, routes.primary_key(table)), row) for row in rows]
-            for plan, (row_raw, row) in zip(chunk, answers):
-                status = row_raw.get("Status")
-                if status == 200 and isinstance(row, dict):
-                    self._cache(table, plan.key, row.get(routes.primary_key(table)))
-                    plan.result = row_raw  # folded patches were part of the created row
-                elif is_unique_violation(status, row_raw.get("Body")):
-                    plan.result = row_raw
-                    conflicts.append(plan)
-                else:
-                    plan.result = row_raw
+                yield chunk[0], self.call(method, base, body_of(chunk[0]))
+                continue
+            raw = self.call(method, f"{base}s", [body_of(plan) for plan in chunk])
+            rows = raw.get("Body")
+            if raw.get("Status") != 200 or not isinstance(rows, list) or len(rows) != len(chunk):
+                for plan in chunk:
+                    yield plan, _bulk_failure(raw, len(chunk))
+                continue
+            for plan, row in zip(chunk, rows):
+                yield plan, _row_raw(raw, row, routes.primary_key(table))
+
+    def _post(self, plans: list[Plan]) -> list[Plan]:
+        """Create rows; returns the plans whose row already existed (unique key)."""
+        conflicts = []
+        for plan, raw in self._send("POST", plans, lambda plan: plan.body):
+            plan.result = raw  # a created row includes the patches folded into it
+            row = raw.get("Body")
+            if raw.get("Status") == 200 and isinstance(row, dict):
+                self._cache(plan.table, plan.key, row.get(routes.primary_key(plan.table)))
+            elif is_unique_violation(raw.get("Status"), row):
+                conflicts.append(plan)
         return conflicts
 
     def _put(self, plans: list[Plan]) -> None:
         """Write the body of each plan onto its row (primary key in the body)."""
         todo = []
         for plan in plans:
-            if not plan.body:
-                plan.result = {"Status": 200, "Body": {}, "Method": "PUT", "Path": "(nothing to change)"}
-            else:
+            if plan.body:
                 todo.append(plan)
-        stale = []
-        for table, chunk in self._chunks(todo):
-            base, pk = self.base(table), routes.primary_key(table)
-            if len(chunk) == 1:
-                raw = self.call("PUT", base, {pk: chunk[0].row_id, **chunk[0].body})
-                answers = [raw]
             else:
-                raw = self.call("PUT", f"{base}s", [{pk: plan.row_id, **plan.body} for plan in chunk])
-                rows = raw.get("Body")
-                if raw.get("Status") != 200 or not isinstance(rows, list) or len(rows) != len(chunk):
-                    for plan in chunk:
-                        plan.result = _bulk_failure(raw, len(chunk))
-                    continue
-                answers = [_row_raw(raw, row, pk) for row in rows]
-            for plan, answer in zip(chunk, answers):
-                plan.result = answer
-                if answer.get("Status") == 404 and isinstance(answer.get("Body"), dict) and "Error" in answer["Body"]:
-                    stale.append(plan)
+                plan.result = {"Status": 200, "Body": {}, "Method": "PUT", "Path": "(nothing to change)"}
+        stale = []
+        for plan, raw in self._send("PUT", todo, lambda plan: {routes.primary_key(plan.table): plan.row_id, **plan.body}):
+            plan.result = raw
+            if _record_missing(raw):
+                stale.append(plan)
         self._retry_stale(stale)
 
     def _retry_stale(self, plans: list[Plan]) -> None:
@@ -350,7 +338,7 @@ class Translator:
             return
         raw = self.call("DELETE", f"{self.base(plan.table)}/{row_id}")
         self.ids.pop((plan.table, plan.key), None)
-        if raw.get("Status") == 404 and isinstance(raw.get("Body"), dict) and "Error" in raw["Body"]:
+        if _record_missing(raw):
             plan.result = {"AlreadyAbsent": True}
         else:
             plan.result = raw
@@ -482,6 +470,11 @@ def _not_found(plan: Plan) -> str:
     names = routes.NATURAL_KEYS[plan.table]
     where = ", ".join(f"{n}={v!r}" for n, v in zip(names, plan.key))
     return f"{plan.table} row with {where} not found on the backend (flush its creation first)"
+
+
+def _record_missing(raw: dict) -> bool:
+    """Meadow's own 404 for a row ID it does not have (not a missing route)."""
+    return raw.get("Status") == 404 and isinstance(raw.get("Body"), dict) and "Error" in raw["Body"]
 
 
 def _row_raw(raw: dict, row, pk: str) -> dict:
