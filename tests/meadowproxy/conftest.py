@@ -94,19 +94,26 @@ def coordinator():
     stub.close()
 
 
+def _closing_factory(build):
+    """A ``make(...)`` that builds stubs, and the generator that closes them all afterwards."""
+    made = []
+
+    def make(*args, **options):
+        made.append(build(*args, **options))
+        return made[-1]
+
+    yield make
+    for stub in reversed(made):
+        stub.close()
+
+
 @pytest.fixture
 def make_databeacon(coordinator, meadow):
     """``make_databeacon(name="db1", **options)``: databeacon stubs polling ``coordinator``,
     connection 1 = the meadow server; all closed afterwards."""
-    made = []
-
-    def make(name="db1", **options):
-        made.append(stubs.DataBeaconStub(coordinator.url, name, meadow, ROUTE_NAME, **options))
-        return made[-1]
-
-    yield make
-    for beacon in made:
-        beacon.close()
+    yield from _closing_factory(
+        lambda name="db1", **options: stubs.DataBeaconStub(coordinator.url, name, meadow, ROUTE_NAME, **options)
+    )
 
 
 @pytest.fixture
@@ -118,15 +125,7 @@ def databeacon(make_databeacon):
 @pytest.fixture
 def make_coordinator():
     """``make_coordinator(**options)``: more coordinator stubs (e.g. secured), closed afterwards."""
-    made = []
-
-    def make(**options):
-        made.append(stubs.CoordinatorStub(**options))
-        return made[-1]
-
-    yield make
-    for stub in made:
-        stub.close()
+    yield from _closing_factory(stubs.CoordinatorStub)
 
 
 @pytest.fixture
