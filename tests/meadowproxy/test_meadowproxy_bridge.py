@@ -8,6 +8,8 @@ import pytest
 from uvctl import assignment, flush
 from uvctl.bridge import QueueBridge
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
+
 
 @pytest.fixture
 def assigned(meadow, data_dir):

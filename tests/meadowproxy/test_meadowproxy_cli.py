@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
 
 
 def assign(cli_runner, *args):

@@ -6,6 +6,8 @@ from uvctl import host
 from uvctl.actions import Action
 from uvctl.errors import BackendUnavailable
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
+
 
 class Recorder:
     """Wraps a backend's transport and records every request it sends."""

@@ -21,6 +21,8 @@ import pytest
 
 from uvctl import assignment
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
+
 _spec = importlib.util.spec_from_file_location(
     "uvctl_flush_traffic", Path(__file__).resolve().parent.parent / "flush" / "conftest.py"
 )

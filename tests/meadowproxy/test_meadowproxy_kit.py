@@ -7,6 +7,8 @@ import pytest
 from uvctl import host
 from uvctl.testing import BackendConformance
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
+
 
 class TestMeadowproxyDirectConformance(BackendConformance):
     @pytest.fixture

@@ -9,6 +9,8 @@ from uvctl.actions import Action
 from uvctl.errors import BackendUnavailable, UvctlError
 from uvctl.mesh import Coordinator
 
+pytestmark = pytest.mark.node  # the real meadow REST server (tests/meadowproxy/meadow_server)
+
 
 @pytest.fixture
 def backend(mesh_options, databeacon):
