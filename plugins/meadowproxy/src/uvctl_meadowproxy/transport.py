@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from uvctl.errors import BackendUnavailable
 from uvctl.mesh import WorkError, split_credentials
+from uvctl.mesh.http import RETRY_STATUSES
 
 @dataclass
 class HttpAnswer:
@@ -47,6 +48,11 @@ class DirectTransport:
             response = self.http.request(method, path, content=content, headers=headers)
         except BackendUnavailable as exc:
             raise BackendUnavailable(f"{exc}; the records stay pending") from None
+        if response.status_code in RETRY_STATUSES:  # still unavailable after the retries
+            raise BackendUnavailable(
+                f"the {self.describe()} answered {method} {path} with HTTP {response.status_code} "
+                f"{self.http.retries + 1} times; the records stay pending"
+            )
         return HttpAnswer(response.status_code, response.text, dict(response.headers))
 
     def close(self) -> None:
