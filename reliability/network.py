@@ -102,6 +102,46 @@ def meadow_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 
     return figures
 
 
+def _stubs():
+    """The meadowproxy tests' coordinator and databeacon stubs (protocol-faithful, in-process)."""
+    name = "coordinator_stub"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HARNESS.with_name("coordinator_stub.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def mesh_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 5, max_runs: int = 300,
+               kinds=None, log=print, batch_size: int = 100) -> dict:
+    """The same flush over the mesh: uvctl → proxy → coordinator → databeacon → meadow server."""
+    harness, stubs = meadow_harness(), _stubs()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    db_file = work_dir / "meadow.sqlite"
+    if not db_file.exists():
+        harness.create_tables(db_file)
+    server = harness.MeadowServer(harness.install(), db_file, ROUTE_HASH).start()
+    coordinator = stubs.CoordinatorStub()
+    beacon = stubs.DataBeaconStub(coordinator.url, "db1", server, "UV Reliability")
+    port = int(coordinator.url.rsplit(":", 1)[1])
+    try:
+        with FaultProxy(port, mode="http", rate=rate, seed=seed, kinds=kinds) as proxy:
+            data_dir = work_dir / "data"
+            _journal(data_dir, records, seed, "mesh")
+            assign = procs.run(data_dir, "persistence", "assign", "--backend", "meadowproxy", "--transport", "mesh",
+                               "--url", proxy.url, "--beacon", "db1", "--connection", "1")
+            figures = flush_until_done(data_dir, f"sqlite:///{db_file}", proxy, max_runs, log, batch_size)
+            figures["assign_exit"] = assign.returncode
+    finally:
+        beacon.close()
+        coordinator.close()
+        server.stop()
+    figures.update({"records": records, "fault_rate": rate})
+    return figures
+
+
 def postgres_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 4, max_runs: int = 300,
                    log=print, batch_size: int = 500) -> dict:
     """A ``records``-record flush to PostgreSQL through the proxy (tcp mode) at ``rate``."""

@@ -3,7 +3,7 @@
     .venv/bin/python -m reliability.run                 # everything (about 30 minutes on 2 cores)
     .venv/bin/python -m reliability.run crash-sqlite network-meadow --trials 5 --records 2000
 
-Trials: crash-sqlite, crash-postgres, crash-import, network-meadow, network-postgres,
+Trials: crash-sqlite, crash-postgres, crash-import, network-meadow, network-mesh, network-postgres,
 concurrency, concurrency-postgres, disk-full, read-only. Figures go to stdout and to reliability/last-run.json
 (``--out`` to change); the exit status is 1 when any trial lost, duplicated or corrupted
 anything, or a failure was not one clean line.
@@ -24,7 +24,7 @@ if str(HERE.parent) not in sys.path:
 
 from reliability import concurrency, crash, disk, network, procs  # noqa: E402
 
-TRIALS = ("crash-sqlite", "crash-postgres", "crash-import", "network-meadow", "network-postgres", "concurrency",
+TRIALS = ("crash-sqlite", "crash-postgres", "crash-import", "network-meadow", "network-mesh", "network-postgres", "concurrency",
           "concurrency-postgres", "disk-full", "read-only")
 
 
@@ -42,6 +42,9 @@ def run_trial(name: str, work: Path, args) -> dict:
     if name == "network-meadow":
         return network.meadow_trial(work, records=args.records, rate=args.rate, seed=args.seed + 3,
                                     max_runs=args.max_runs, batch_size=args.batch_size)
+    if name == "network-mesh":
+        return network.mesh_trial(work, records=args.records, rate=args.rate, seed=args.seed + 5,
+                                  max_runs=args.max_runs, batch_size=args.batch_size)
     if name == "network-postgres":
         return network.postgres_trial(work, records=args.records, rate=args.rate, seed=args.seed + 4,
                                       max_runs=args.max_runs, batch_size=args.batch_size)

@@ -50,6 +50,16 @@ def test_flush_through_a_faulty_network_to_meadow_completes_row_for_row(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.node
+def test_flush_over_the_mesh_through_a_faulty_coordinator_link_completes_row_for_row(tmp_path):
+    figures = network.mesh_trial(tmp_path, records=300, rate=0.2, seed=6, max_runs=200, batch_size=50,
+                                 log=lambda *_: None)
+    assert figures["completed"], figures
+    assert figures["faults_injected"] > 0 and figures["unclean_failures"] == 0, figures
+    _assert_no_loss(figures)
+
+
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_flush_through_a_faulty_network_to_postgres_completes_row_for_row(tmp_path):
     figures = network.postgres_trial(tmp_path, records=1000, rate=0.3, seed=6, max_runs=200, batch_size=100,
