@@ -77,7 +77,6 @@ class Coordinator:
         self.verify = verify
         self.beacon_ttl = beacon_ttl
         self._client = None
-        self._logged_in = False
         self._beacon_seen: dict[str, float] = {}
         #: The BeaconID each beacon name had when last seen: a new one means it re-registered.
         self.beacon_ids: dict[str, str | None] = {}
@@ -165,7 +164,6 @@ class Coordinator:
         client = self._http().client
         if "SessionID" not in client.cookies and data.get("SessionID"):
             client.cookies.set("SessionID", str(data["SessionID"]))
-        self._logged_in = True
 
     # -- beacons --------------------------------------------------------------------
 
