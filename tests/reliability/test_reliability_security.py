@@ -252,6 +252,7 @@ REVIEWED_SQL_INTERPOLATIONS = {
     "PG_LOCK_TIMEOUT": "a constant of uvctl.schema.ensure",
     "c": "a column: patch keys normalized to schema columns (store._update) or natural-key columns",
     "', '.join(('?' for _ in flt['Status']))": "'?' placeholders, one per Status value (bound)",
+    "t": "a table name of the fixed _QUEUE_TABLES of the data-dir import (journal/sources/datadir.py)",
 }
 #: SQL statements (by their first word) and SQL fragments (a bound comparison, an IN list).
 _SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|SET|WITH)\s|=\s*\?|\bIN\s*\(")
