@@ -34,7 +34,7 @@ def test_kill_9_during_flush_into_postgres_then_rerun(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_during_journal_import_then_rerun(tmp_path):
-    figures = crash.import_trials(tmp_path, trials=3, records=3000, seed=9, log=lambda *_: None)
+    figures = crash.import_trials(tmp_path, trials=3, records=2000, seed=9, log=lambda *_: None)
     _assert_no_loss(figures)
     assert figures["reruns_ok"] == 3 and figures["log_mismatches"] == 0, figures
 
@@ -62,7 +62,7 @@ def test_flush_over_the_mesh_through_a_faulty_coordinator_link_completes_row_for
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_flush_through_a_faulty_network_to_postgres_completes_row_for_row(tmp_path):
-    figures = network.postgres_trial(tmp_path, records=1000, rate=0.3, seed=6, max_runs=200, batch_size=100,
+    figures = network.postgres_trial(tmp_path, records=600, rate=0.3, seed=6, max_runs=200, batch_size=100,
                                      log=lambda *_: None)
     assert figures["completed"] and figures["unclean_failures"] == 0, figures
     _assert_no_loss(figures)
