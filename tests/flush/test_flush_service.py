@@ -7,12 +7,10 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 import sqlalchemy as sa
 
-from uvctl import assignment
 from uvctl.errors import UvctlError
 from uvctl.flush import HighWaterMarks, flush
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import connect
-from .read import _identity_column, _not_deleted
+from .read import identity_column, not_deleted
 
 
 def lookup(backend, url: str, table: str, key: dict):
@@ -19,5 +19,5 @@ def lookup(backend, url: str, table: str, key: dict):
         where = [target.c[name] == value for name, value in key.items() if name in target.c]
         if len(where) != len(key) or not where:
             return None
-        stmt = sa.select(_identity_column(target)).where(_not_deleted(target), *where).limit(1)
+        stmt = sa.select(identity_column(target)).where(not_deleted(target), *where).limit(1)
         return conn.execute(stmt).scalar()

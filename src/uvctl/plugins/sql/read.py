@@ -17,7 +17,6 @@ from .connect import descriptor_tables
 from .write import EVENT, MANIFEST, WORK_ITEM
 
 
-
 def _order(table: sa.Table, canonical: str) -> list:
     """ORDER BY terms from a normalized ``"Col ASC, Col DESC"`` (columns already validated)."""
     terms = []
@@ -27,7 +26,8 @@ def _order(table: sa.Table, canonical: str) -> list:
     return terms
 
 
-def _not_deleted(table: sa.Table):
+def not_deleted(table: sa.Table):
+    """The condition that keeps soft-deleted rows out (Deleted false or NULL)."""
     column = table.c.get("Deleted")
     if column is None:
         return sa.true()
@@ -35,7 +35,8 @@ def _not_deleted(table: sa.Table):
     return sa.or_(column.is_(None), column == false)
 
 
-def _identity_column(table: sa.Table):
+def identity_column(table: sa.Table):
+    """The table's ``ID<Table>`` column (else its first primary-key column)."""
     return table.c[f"ID{table.name}"] if f"ID{table.name}" in table.c else list(table.primary_key.columns)[0]
 
 
@@ -59,7 +60,7 @@ class Reader:
 
     def _select(self, scope: str, *where, order=None, limit=None):
         table = self.tables[scope]
-        stmt = sa.select(table).where(_not_deleted(table), *where)
+        stmt = sa.select(table).where(not_deleted(table), *where)
         if order is not None:
             stmt = stmt.order_by(*order)
         if limit is not None:
@@ -75,7 +76,7 @@ class Reader:
                 where.append(table.c.Status.in_(value) if value else sa.false())
             elif name not in ("Limit", "OrderBy"):
                 where.append(table.c[name] == value)
-        order = [*_order(table, flt["OrderBy"]), _identity_column(table).asc()]
+        order = [*_order(table, flt["OrderBy"]), identity_column(table).asc()]
         return self._select(scope, *where, order=order, limit=flt["Limit"])
 
     def run(self, action) -> dict:
@@ -89,7 +90,7 @@ class Reader:
                 return envelope(True, WorkItems=self._list(WORK_ITEM, settings.get("Filter")))
             if action.name == "QP_GetEvents":
                 table = self.tables[EVENT]
-                order = [table.c.Seq.asc(), _identity_column(table).asc()] if "Seq" in table.c else [_identity_column(table).asc()]
+                order = [table.c.Seq.asc(), identity_column(table).asc()] if "Seq" in table.c else [identity_column(table).asc()]
                 rows = self._select(EVENT, table.c.WorkItemHash == str(settings.get("WorkItemHash")),
                                     order=order, limit=normalize_limit(settings.get("Limit"), action.name))
                 return envelope(True, Events=rows)
