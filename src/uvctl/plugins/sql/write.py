@@ -232,6 +232,9 @@ class _Writer:
             self.conn.execute(stmt, rows)
             return
         compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(rows[0]))
+        if compiled.escaped_bind_names:  # column names the driver cannot take as they are
+            self.conn.execute(stmt, rows)
+            return
         if compiled.positional:
             order = compiled.positiontup
             pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
