@@ -304,7 +304,8 @@ class DataBeaconStub:
         self.meadow_http = httpx.Client(base_url=meadow.url, timeout=30)
         self.name, self.meadow = name, meadow
         self.connection = {"IDBeaconConnection": connection_id, "Name": connection_name, "Type": "SQLite", "Config": "{}"}
-        self.other_connections: list[dict] = []  # listed by ListConnections, never served
+        # listed by ListConnections, never served (a subclass may have set them already)
+        self.other_connections: list[dict] = getattr(self, "other_connections", [])
         self.default_allowlist = default_allowlist
         self.max_concurrent = max_concurrent
         self.poll_interval = poll_interval
