@@ -71,6 +71,7 @@ class TableInfo:
     create_col: str | None
     update_col: str | None
     deleted_col: str | None
+    id_col: str | None
 
 
 def table_infos(tables: dict) -> dict:
@@ -87,7 +88,7 @@ def table_infos(tables: dict) -> dict:
         defaults = {c: None for c in present if c not in skip}
         defaults.update({c: v for c, v in desc.get("DefaultObject", {}).items() if c in defaults})
         infos[scope] = TableInfo(table, KEYS[scope], data, defaults, special["CreateDate"],
-                                 special["UpdateDate"], special["Deleted"])
+                                 special["UpdateDate"], special["Deleted"], special["AutoIdentity"])
     return infos
 
 
@@ -212,6 +213,11 @@ def _settable(info: TableInfo, values: dict) -> list:
     return sorted(c for c in values if c not in info.key)
 
 
+def _key_tuple(info: TableInfo, row) -> tuple:
+    """A natural key read back from the database, typed like the planned keys."""
+    return tuple(int(v) if name == "AttemptNumber" else v for name, v in zip(info.key, row))
+
+
 class _Writer:
     """The per-dialect statements."""
 
@@ -220,8 +226,9 @@ class _Writer:
         self.dialect = conn.dialect.name
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
 
-    def _many(self, stmt, rows: list) -> None:
-        """Execute ``stmt`` once per row, as the driver's executemany.
+    def _many(self, stmt, rows: list) -> int:
+        """Execute ``stmt`` once per row, as the driver's executemany; the rows it changed
+        (-1 when the driver cannot tell).
 
         On the dialects uvctl tests (SQLite, PostgreSQL, MySQL/MariaDB) the statement is compiled
         once and the rows go to the driver as they are: they only hold str, int, float, bool and
@@ -229,19 +236,17 @@ class _Writer:
         (a third of a flush's CPU) is skipped. Elsewhere SQLAlchemy runs it as usual.
         """
         if self.dialect not in _RAW_DIALECTS:
-            self.conn.execute(stmt, rows)
-            return
+            return self.conn.execute(stmt, rows).rowcount
         compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(rows[0]))
         if compiled.escaped_bind_names:  # column names the driver cannot take as they are
-            self.conn.execute(stmt, rows)
-            return
+            return self.conn.execute(stmt, rows).rowcount
         if compiled.positional:
             order = compiled.positiontup
             pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
             params = list(map(pick, rows))
         else:
             params = rows
-        self.conn.exec_driver_sql(compiled.string, params)
+        return self.conn.exec_driver_sql(compiled.string, params).rowcount
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
         """Whole rows: the record over the defaults. Journal records already are whole, and
@@ -288,7 +293,7 @@ class _Writer:
             else:
                 match = columns[0].in_(chunk)
             for row in self.conn.execute(sa.select(*columns).where(match)):
-                key = tuple(int(v) if name == "AttemptNumber" else v for name, v in zip(info.key, row))
+                key = _key_tuple(info, row)
                 if key in wanted:
                     found.add(key)
         return found
@@ -296,11 +301,22 @@ class _Writer:
     def insert_missing(self, info: TableInfo, steps) -> set:
         """Insert-or-ignore by natural key; the keys really inserted.
 
-        The keys already stored are looked up first, in this transaction, and only the others
-        are inserted: that is the count. SQLite and PostgreSQL still insert with ON CONFLICT DO
-        NOTHING, so a concurrent writer of the same key cannot fail the batch. (RETURNING would
+        SQLite and PostgreSQL: ON CONFLICT DO NOTHING, counted by the driver. When every row
+        went in (a first flush) that is the answer; otherwise the inserted keys are the rows
+        whose ID is above the highest ID seen just before (IDs only grow). Elsewhere the keys
+        already stored are looked up first and only the others inserted. (RETURNING would
         count too, but it turns the fast executemany into huge multi-row statements.)
         """
+        if self.on_conflict and info.id_col:
+            id_col = info.table.c[info.id_col]
+            before = self.conn.execute(sa.select(sa.func.max(id_col))).scalar() or 0
+            stmt = self._insert(info).on_conflict_do_nothing(index_elements=list(info.key))
+            keys = {step.key for step in steps}
+            if self._many(stmt, self._insert_rows(info, steps)) == len(steps):
+                return keys
+            columns = [info.table.c[name] for name in info.key]
+            since = self.conn.execute(sa.select(*columns).where(id_col > before))
+            return {_key_tuple(info, row) for row in since} & keys
         present = self.existing(info, [step.key for step in steps])
         fresh = [step for step in steps if step.key not in present]
         if fresh:
