@@ -21,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -166,6 +167,7 @@ def main() -> int:
         for stub in reversed(stubs):
             stub.close()
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     assert all(c == counts[0] for c in counts), counts
     print(f"transport: {args.transport}; records: {total} journal records ({counts[0]}); rounds: {args.rounds}")
