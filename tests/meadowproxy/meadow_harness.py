@@ -17,6 +17,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -112,6 +113,14 @@ def rows(db_file: Path, table: str, where: str = "1=1") -> list[dict]:
         return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}" WHERE {where} ORDER BY 1')]
 
 
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the test process dies, even by kill -9."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -139,7 +148,7 @@ class MeadowServer:
         self.proc = subprocess.Popen(
             ["node", str(SERVER_DIR / "server.js"), "--db", str(self.db_file), "--port", str(self.port),
              "--route-hash", self.route_hash],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_die_with_parent,
         )
         self._stderr = []
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
