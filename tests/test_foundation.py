@@ -62,3 +62,41 @@ def test_secrets_are_masked():
     assert mask_url("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
     assert "s3cret" not in mask_secrets("failed: password=s3cret host=x")
     assert "abc123" not in mask_secrets('{"token": "abc123"}')
+
+
+def _fake_distribution(root, name, module_source):
+    """A plugin distribution on disk (dist-info + module), found through PYTHONPATH."""
+    dist = root / f"{name}-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[uvctl]\n{name} = {name}_mod\n")
+    (root / f"{name}_mod.py").write_text(module_source)
+
+
+def test_a_plugin_that_fails_to_import_is_a_warning_and_the_rest_works(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "brokenplug", "raise ImportError('needs a library that is not installed')\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "UVCTL_DATA_DIR": str(tmp_path / "data")}
+    env.pop("UVCTL_LOAD_PLUGINS", None)
+
+    listed = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "plugin 'brokenplug' failed to load" in listed.stderr
+    assert "Traceback" not in listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert "needs a library that is not installed" in rows["brokenplug"]["error"]
+    assert rows["memory"]["error"] is None
+
+    ddl = subprocess.run(
+        [sys.executable, "-m", "uvctl", "schema", "ddl", "--dialect", "sqlite"], capture_output=True, text=True, env=env
+    )
+    assert ddl.returncode == 0
+    assert 'CREATE TABLE IF NOT EXISTS "UVManifest"' in ddl.stdout
+
+
+def test_load_plugins_allow_list_loads_only_the_named_plugins(tmp_path):
+    env = {**os.environ, "UVCTL_LOAD_PLUGINS": "memory", "UVCTL_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    names = {row["name"] for row in json.loads(out.stdout)}
+    assert names == {"uvctl.plugins.sql", "uvctl.plugins.normalize", "memory"}
