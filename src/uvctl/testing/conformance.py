@@ -12,9 +12,11 @@ The contract it checks (docs/plugins.md has it in prose):
 - events and attempts are append-only: a replay answers ``Success`` + ``AlreadyPresent``
   and changes nothing; replaying a whole history leaves every read unchanged;
 - list filters: ``Status`` (a string or a list), ``RunID``, ``Capability``,
-  ``AssignedBeaconID``, ``OperationHash``; ``OrderBy`` ``"Column ASC|DESC"`` (work items
-  default to ``EnqueuedAt ASC``); ``Limit`` defaults to 500 when missing or 0 and is clamped
-  to 1..5000, so 600 rows need an explicit ``Limit`` to be read in full;
+  ``AssignedBeaconID``, ``OperationHash``; ``OrderBy`` one or more comma-separated
+  ``"Column ASC|DESC"`` or ``"-Column"`` terms; ``Limit`` clamped to 1..5000. The defaults
+  (a missing ``Limit`` or 0, a missing ``OrderBy``) are the journal's: work items 500 rows
+  by ``EnqueuedAt ASC``, manifests 100 rows by ``StartTime DESC``, so 600 work items need
+  an explicit ``Limit`` to be read in full;
 - manifest removal is a soft delete: gone from reads, a repeated removal still succeeds,
   and a later upsert brings the manifest back;
 - bad input (a missing natural key, an unknown action, an ``OrderBy`` that is not a
@@ -229,6 +231,7 @@ class BackendConformance:
     def test_list_default_order_is_enqueued_at_ascending(self, ready):
         self._filter_fixture(ready)
         assert self.hashes(self.run(ready, "QP_ListWorkItems", Filter={})) == ["wi-4", "wi-2", "wi-3", "wi-1"]
+        assert self.hashes(self.run(ready, "QP_ListWorkItems")) == ["wi-4", "wi-2", "wi-3", "wi-1"], "no Filter at all"
 
     @pytest.mark.parametrize(
         "flt, expected",
@@ -244,6 +247,9 @@ class BackendConformance:
             ({"OrderBy": "Priority DESC", "Status": ["Error", "Running"]}, ["wi-4", "wi-2"]),
             ({"OrderBy": "EnqueuedAt DESC"}, ["wi-1", "wi-3", "wi-2", "wi-4"]),
             ({"OrderBy": "WorkItemHash ASC", "Limit": 2}, ["wi-1", "wi-2"]),
+            ({"OrderBy": "-EnqueuedAt"}, ["wi-1", "wi-3", "wi-2", "wi-4"]),
+            ({"OrderBy": "RunID DESC, EnqueuedAt ASC"}, ["wi-4", "wi-3", "wi-2", "wi-1"]),
+            ({"OrderBy": "Capability, -EnqueuedAt"}, ["wi-3", "wi-1", "wi-2", "wi-4"]),
         ],
     )
     def test_list_filters_and_ordering(self, ready, flt, expected):
@@ -304,6 +310,19 @@ class BackendConformance:
         assert len(listed(Limit=2)) == 2
         ordered = self.run(ready, "MS_ListManifests", Filter={"OrderBy": "StartTime DESC"})
         assert self.hashes(ordered, "Manifests", "Hash") == ["run-3", "run-2", "run-1"]
+
+    def test_manifest_list_defaults_to_100_newest_first(self, ready):
+        n = 120
+        self.run_all(ready, [("MS_UpsertManifest", {"Manifest": r.manifest(f"run-{i:03d}", i)}) for i in range(n)])
+        newest_first = [f"run-{i:03d}" for i in reversed(range(n))]
+        for flt in ({}, {"Limit": 0}):
+            assert self.hashes(self.run(ready, "MS_ListManifests", Filter=flt), "Manifests", "Hash") == newest_first[:100], (
+                f"Filter {flt}: manifests default to StartTime DESC and Limit 100"
+            )
+        everything = self.run(ready, "MS_ListManifests", Filter={"Limit": 5000})
+        assert self.hashes(everything, "Manifests", "Hash") == newest_first
+        oldest = self.run(ready, "MS_ListManifests", Filter={"OrderBy": "StartTime ASC, Hash DESC", "Limit": 3})
+        assert self.hashes(oldest, "Manifests", "Hash") == ["run-000", "run-001", "run-002"]
 
     def test_removed_manifest_is_soft_deleted_and_can_come_back(self, ready):
         self.run_all(ready, [("MS_UpsertManifest", {"Manifest": r.manifest(h, i)}) for i, h in enumerate(["run-1", "run-2"])])

@@ -17,78 +17,49 @@ must follow is visible here in a few lines each:
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 
 from uvctl.actions import envelope, failure
+from uvctl.errors import UsageError
 
-#: ``Limit`` when a filter gives none, and the range it is clamped to.
-DEFAULT_LIMIT = 500
-MAX_LIMIT = 5000
-
-WORK_ITEM_FILTERS = ("AssignedBeaconID", "RunID", "Capability", "OperationHash")
-MANIFEST_FILTERS = ("OperationHash",)
-DEFAULT_WORK_ITEM_ORDER = "EnqueuedAt ASC"
-DEFAULT_MANIFEST_ORDER = "StartTime ASC"
+WORK_ITEM, MANIFEST = "UVQueueWorkItem", "UVManifest"
 
 
-class BadInput(Exception):
-    """Input the store refuses; :meth:`MemoryStore.apply` turns it into a failed envelope."""
+def list_filter(table: str, value, action: str) -> dict:
+    """The list ``Filter`` completed and checked by uvctl's own rules (the journal's).
 
-
-@lru_cache(maxsize=None)
-def columns_of(table: str) -> frozenset:
-    """The UV columns of ``table``, from the schema descriptor uvctl ships."""
-    from uvctl.schema import table_columns
-
-    return frozenset(col["Column"] for col in table_columns()[table])
-
-
-def clamp_limit(value) -> int:
-    """Ultravisor's rule: a missing or zero ``Limit`` means 500; anything else is clamped to 1..5000."""
-    if not value:
-        return DEFAULT_LIMIT
-    try:
-        return max(1, min(MAX_LIMIT, int(value)))
-    except (TypeError, ValueError):
-        raise BadInput(f"Limit must be a whole number, got {value!r}") from None
-
-
-def order_rows(rows: list[dict], order_by: str, table: str) -> list[dict]:
-    """Sort by ``"Column DIR"`` (a column of ``table``); DIR starting with DESC is descending.
-
-    Rows without a value sort last; ties keep insertion order (Python's sort is stable,
-    also with ``reverse=True``), so results are deterministic.
+    Defaults (work items: ``Limit`` 500, ``EnqueuedAt ASC``; manifests: 100, ``StartTime DESC``),
+    ``Status`` as a list, ``OrderBy`` as ``"Col ASC, Col DESC"`` with real columns; raises
+    ``UsageError`` on bad input. Imported here, not at module level: ``uvctl --help`` loads
+    this module and should not load the journal.
     """
-    column, _, direction = str(order_by).strip().partition(" ")
-    if column not in columns_of(table):
-        raise BadInput(f"cannot order by {column!r}: not a column of {table}")
-    descending = direction.strip().upper().startswith("DESC")
-    present = [r for r in rows if r.get(column) is not None]
-    missing = [r for r in rows if r.get(column) is None]
-    # numbers before text, so a column holding both cannot make the sort fail
-    present.sort(key=lambda r: (isinstance(r[column], str), r[column]), reverse=descending)
-    return present + missing
+    from uvctl.journal import normalize_filter
+
+    return normalize_filter(table, value, action)
 
 
-def filter_of(value) -> dict:
-    """The ``Filter`` of a list action: a dict, empty when missing."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadInput(f"Filter must be an object, got {type(value).__name__}")
-    return value
+def matches(row: dict, flt: dict) -> bool:
+    """True when ``row`` has one of the ``Status`` values and every exact-match value of ``flt``."""
+    return all(
+        row.get(key) in value if key == "Status" else row.get(key) == value
+        for key, value in flt.items()
+        if key not in ("Limit", "OrderBy")
+    )
 
 
-def matches(row: dict, flt: dict, exact_keys: tuple[str, ...]) -> bool:
-    """True when ``row`` passes ``Status`` (a string or a list) and every exact-match key of ``flt``."""
-    status = flt.get("Status")
-    if isinstance(status, (list, tuple)):
-        if row.get("Status") not in status:
-            return False
-    elif status not in (None, ""):
-        if row.get("Status") != status:
-            return False
-    return all(row.get(key) == flt[key] for key in exact_keys if flt.get(key) not in (None, ""))
+def order_rows(rows: list[dict], order_by: str) -> list[dict]:
+    """Sort by a normalized ``"Col DIR, Col DIR"``, the last term first (Python's sort is stable).
+
+    Rows without a value sort last for their term; ties keep insertion order, so results
+    are deterministic.
+    """
+    for term in reversed(order_by.split(", ")):
+        column, direction = term.split()
+        present = [r for r in rows if r.get(column) is not None]
+        missing = [r for r in rows if r.get(column) is None]
+        # numbers before text, so a column holding both cannot make the sort fail
+        present.sort(key=lambda r: (isinstance(r[column], str), r[column]), reverse=direction == "DESC")
+        rows = present + missing
+    return rows
 
 
 class MemoryStore:
@@ -108,8 +79,8 @@ class MemoryStore:
             return failure(f"unknown action {name!r}; expected one of the QP_* / MS_* bridge actions")
         try:
             return method(**_settings_for(method, settings))
-        except BadInput as exc:
-            return failure(f"{name}: {exc}")
+        except UsageError as exc:  # a bad Filter or Limit: refused, nothing written
+            return failure(str(exc))
 
     def _new_row(self, id_column: str, record: dict) -> dict:
         self._next_id += 1
@@ -176,15 +147,16 @@ class MemoryStore:
         return envelope(row is not None, WorkItem=_public(row) if row else None)
 
     def QP_ListWorkItems(self, Filter=None):
-        flt = filter_of(Filter)
-        rows = [r for r in self.work_items.values() if matches(r, flt, WORK_ITEM_FILTERS)]
-        rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_WORK_ITEM_ORDER, "UVQueueWorkItem")
-        return envelope(WorkItems=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
+        flt = list_filter(WORK_ITEM, Filter, "QP_ListWorkItems")
+        rows = order_rows([r for r in self.work_items.values() if matches(r, flt)], flt["OrderBy"])
+        return envelope(WorkItems=[_public(r) for r in rows[: flt["Limit"]]])
 
     def QP_GetEvents(self, WorkItemHash=None, Limit=None):
+        from uvctl.journal import normalize_limit  # the same Limit rule as the lists
+
         rows = [r for r in self.events.values() if r.get("WorkItemHash") == WorkItemHash]
         rows.sort(key=lambda r: (r.get("Seq") or 0, r["IDUVQueueWorkItemEvent"]))
-        return envelope(Events=[_public(r) for r in rows[: clamp_limit(Limit)]])
+        return envelope(Events=[_public(r) for r in rows[: normalize_limit(Limit, "QP_GetEvents")]])
 
     # --- Manifests ----------------------------------------------------------------------
 
@@ -211,10 +183,9 @@ class MemoryStore:
         return envelope(found, Manifest=_public(row) if found else None)
 
     def MS_ListManifests(self, Filter=None):
-        flt = filter_of(Filter)
-        rows = [r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt, MANIFEST_FILTERS)]
-        rows = order_rows(rows, flt.get("OrderBy") or DEFAULT_MANIFEST_ORDER, "UVManifest")
-        return envelope(Manifests=[_public(r) for r in rows[: clamp_limit(flt.get("Limit"))]])
+        flt = list_filter(MANIFEST, Filter, "MS_ListManifests")
+        rows = order_rows([r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt)], flt["OrderBy"])
+        return envelope(Manifests=[_public(r) for r in rows[: flt["Limit"]]])
 
     def lookup(self, table: str, key: dict):
         """The row ID of a natural key in ``table``, or None (the ``uvctl_lookup`` hook)."""
