@@ -9,22 +9,12 @@ The coordinator is the test stub of tests/coordinator (in-process, loopback HTTP
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from _common import load_test_module
 
 
 def main() -> None:
@@ -33,8 +23,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3)
     parser.add_argument("--manifests", type=int, default=100)
     args = parser.parse_args()
-    _load("coordinator_stub", ROOT / "tests" / "meadowproxy" / "coordinator_stub.py")
-    uv = _load("uv_coordinator", ROOT / "tests" / "coordinator" / "uv_coordinator.py")
+    load_test_module("coordinator_stub", "tests/meadowproxy/coordinator_stub.py")
+    uv = load_test_module("uv_coordinator", "tests/coordinator/uv_coordinator.py")
 
     from uvctl.journal import Journal
     from uvctl.journal.coordinator_import import import_coordinator

@@ -18,25 +18,15 @@ Prints records/s, the ratio, and p50/p99 per request for both.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from _common import load_test_module
 
 
 class Timed:
@@ -107,8 +97,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-meadowproxy-"))
     os.environ["UVCTL_DATA_DIR"] = str(work / "data")
-    harness = _load("meadow_harness", ROOT / "tests" / "meadowproxy" / "meadow_harness.py")
-    traffic = _load("uvctl_flush_traffic", ROOT / "tests" / "flush" / "conftest.py")
+    harness = load_test_module("meadow_harness", "tests/meadowproxy/meadow_harness.py")
+    traffic = load_test_module("uvctl_flush_traffic", "tests/flush/conftest.py")
 
     from uvctl import assignment, flush, host
     from uvctl.actions import MANIFEST, QUEUE
@@ -127,7 +117,7 @@ def main() -> int:
     options = {"Transport": "direct", "Url": server.url, "RouteHash": "uv-bench"}
     stubs = []
     if args.transport == "mesh":
-        mesh = _load("coordinator_stub", ROOT / "tests" / "meadowproxy" / "coordinator_stub.py")
+        mesh = load_test_module("coordinator_stub", "tests/meadowproxy/coordinator_stub.py")
         stubs.append(mesh.CoordinatorStub())
         stubs.append(mesh.DataBeaconStub(stubs[0].url, "db1", server, "UV Bench"))
         options = {"Transport": "mesh", "Url": stubs[0].url, "Beacon": "db1", "RouteHash": "uv-bench"}

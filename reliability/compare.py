@@ -1,9 +1,10 @@
 """Row-for-row comparison of a target database with the journal's current state.
 
 Every UV column the journal keeps is compared, after typing both sides the same way
-(booleans, integers, floats, text). Rows are matched by natural key, which gives the
-figures of a trial: rows compared, lost (in the journal, not in the target), duplicated
-(a natural key twice in the target, or a key the journal never had) and differing.
+(:mod:`uvctl.testing.rows`, shared with the flush tests). Rows are matched by natural key,
+which gives the figures of a trial: rows compared, lost (in the journal, not in the
+target), duplicated (a natural key twice in the target, or a key the journal never had)
+and differing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-TABLES = ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest")
+from uvctl.testing.rows import TABLES, database_rows, journal_rows
 
 
 @dataclass
@@ -39,56 +40,8 @@ class Comparison:
         return {**asdict(self), "equal": self.equal}
 
 
-def _typed(kind: str, value):
-    if value is None:
-        return None
-    if kind in ("Boolean", "Deleted"):
-        return bool(int(value)) if isinstance(value, str) else bool(value)
-    if kind == "Integer":
-        return int(value)
-    if kind == "Float":
-        return float(value)
-    return str(value)
-
-
 def _key(spec, row) -> tuple:
     return tuple(row[k] for k in spec.key)
-
-
-def target_rows(url: str) -> dict:
-    """``{table: [typed row]}`` of every UV table in the database at ``url``."""
-    import sqlalchemy as sa
-
-    from uvctl.journal.columns import table
-
-    engine = sa.create_engine(url)
-    out = {}
-    try:
-        with engine.connect() as conn:
-            metadata = sa.MetaData()
-            metadata.reflect(bind=conn, only=list(TABLES))
-            for name in TABLES:
-                spec = table(name)
-                tbl = metadata.tables[name]
-                for column in tbl.columns:
-                    if isinstance(column.type, sa.Float):
-                        column.type.asdecimal = False
-                rows = conn.execute(sa.select(*[tbl.c[c] for c in spec.columns])).mappings()
-                out[name] = [{c: _typed(spec.types[c], r[c]) for c in spec.columns} for r in rows]
-    finally:
-        engine.dispose()
-    return out
-
-
-def journal_rows(journal) -> dict:
-    """The journal's current state in the shape of :func:`target_rows`."""
-    from uvctl.journal.columns import table
-
-    out = {}
-    for name in TABLES:
-        spec = table(name)
-        out[name] = [{c: _typed(spec.types[c], r[c]) for c in spec.columns} for r in journal.all_rows(name)]
-    return out
 
 
 def compare_rows(expected: dict, actual: dict) -> Comparison:
@@ -120,4 +73,4 @@ def compare_rows(expected: dict, actual: dict) -> Comparison:
 
 def compare_target(url: str, journal) -> Comparison:
     """The target database at ``url`` against the journal."""
-    return compare_rows(journal_rows(journal), target_rows(url))
+    return compare_rows(journal_rows(journal), database_rows(url))

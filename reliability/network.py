@@ -22,16 +22,34 @@ HARNESS = REPO / "tests" / "meadowproxy" / "meadow_harness.py"
 ROUTE_HASH = "uv-reliability"
 
 
+def _test_module(name: str, path: Path):
+    """A helper module of the test suite, imported once as ``name``."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def meadow_harness():
     """The meadowproxy tests' harness module (a real meadow-endpoints server on node)."""
-    name = "meadow_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return _test_module("meadow_harness", HARNESS)
+
+
+def _stubs():
+    """The meadowproxy tests' coordinator and databeacon stubs (protocol-faithful, in-process)."""
+    return _test_module("coordinator_stub", HARNESS.with_name("coordinator_stub.py"))
+
+
+def _meadow_server(work_dir: Path):
+    """A started meadow REST server on ``work_dir/meadow.sqlite`` (tables created once); ``(server, db_file)``."""
+    harness = meadow_harness()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    db_file = work_dir / "meadow.sqlite"
+    if not db_file.exists():
+        harness.create_tables(db_file)
+    return harness.MeadowServer(harness.install(), db_file, ROUTE_HASH).start(), db_file
 
 
 def clean_failure(stderr: str) -> bool:
@@ -81,13 +99,8 @@ def flush_until_done(data_dir: Path, target_url: str, proxy: FaultProxy, max_run
 def meadow_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 3, max_runs: int = 300,
                  kinds=None, log=print, batch_size: int = 500) -> dict:
     """A ``records``-record flush to a meadow REST server through the proxy at ``rate``."""
-    harness = meadow_harness()
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    db_file = work_dir / "meadow.sqlite"
-    if not db_file.exists():
-        harness.create_tables(db_file)
-    server = harness.MeadowServer(harness.install(), db_file, ROUTE_HASH).start()
+    server, db_file = _meadow_server(work_dir)
     try:
         with FaultProxy(server.port, mode="http", rate=rate, seed=seed, kinds=kinds) as proxy:
             data_dir = work_dir / "data"
@@ -102,27 +115,12 @@ def meadow_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 
     return figures
 
 
-def _stubs():
-    """The meadowproxy tests' coordinator and databeacon stubs (protocol-faithful, in-process)."""
-    name = "coordinator_stub"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HARNESS.with_name("coordinator_stub.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def mesh_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 5, max_runs: int = 300,
                kinds=None, log=print, batch_size: int = 100) -> dict:
     """The same flush over the mesh: uvctl → proxy → coordinator → databeacon → meadow server."""
-    harness, stubs = meadow_harness(), _stubs()
+    stubs = _stubs()
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    db_file = work_dir / "meadow.sqlite"
-    if not db_file.exists():
-        harness.create_tables(db_file)
-    server = harness.MeadowServer(harness.install(), db_file, ROUTE_HASH).start()
+    server, db_file = _meadow_server(work_dir)
     coordinator = stubs.CoordinatorStub()
     beacon = stubs.DataBeaconStub(coordinator.url, "db1", server, "UV Reliability")
     port = int(coordinator.url.rsplit(":", 1)[1])

@@ -9,10 +9,10 @@ see the doctor notice.
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import sqlite3
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,22 +24,12 @@ EXTRA_COLUMNS = {
     "UVQueueWorkItemAttempt": ("DispatchedAt", "CompletedAt", "ErrorMessage", "DurationMs"),
 }
 
-
-def _load(name: str, folder: Path, file: str | None = None):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, folder / f"{file or name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load("meadow_harness", MEADOWPROXY_TESTS)
-_load("coordinator_stub", MEADOWPROXY_TESTS)
-uv = _load("uv_coordinator", HERE)
-# The meadowproxy tests' real meadow REST server fixtures, reused (their own session instance here).
-_meadowproxy = _load("meadowproxy_conftest_for_coordinator", MEADOWPROXY_TESTS, "conftest")
+# The meadowproxy tests' conftest, run again for this folder: its module loader, its
+# closing factory and its real meadow REST server fixtures (a session instance of their own
+# here). Running it loads meadow_harness and coordinator_stub, which uv_coordinator imports.
+_meadowproxy = SimpleNamespace(**runpy.run_path(str(MEADOWPROXY_TESTS / "conftest.py"), run_name="meadowproxy_conftest_for_coordinator"))
+harness = _meadowproxy.harness
+uv = _meadowproxy.load_module("uv_coordinator", HERE)
 node_modules, meadow_server, meadow = _meadowproxy.node_modules, _meadowproxy.meadow_server, _meadowproxy.meadow
 CONNECTION_NAME = _meadowproxy.ROUTE_NAME
 
@@ -57,19 +47,13 @@ def add_columns(db_file, columns: dict) -> None:
 @pytest.fixture
 def make_uv():
     """``make_uv(**options)``: Ultravisor coordinator stubs (``secured=True, users={...}``), closed afterwards."""
-    made = []
-
-    def make(**options):
+    def build(**options):
         # The live databeacon is a WebSocket beacon: pushed work is never stranded by the 500 ms
         # scheduler tick (ultravisor-mesh.md §6.2). Its HTTP-polling stand-in handles one item at a
         # time, so a slow EnsureSchema would let the tick strand the other bridge's: slow the tick.
-        options.setdefault("tick_ms", 60000)
-        made.append(uv.UltravisorStub(**options))
-        return made[-1]
+        return uv.UltravisorStub(**{"tick_ms": 60000, **options})
 
-    yield make
-    for stub in made:
-        stub.close()
+    yield from _meadowproxy.closing_factory(build)
 
 
 @pytest.fixture
@@ -84,15 +68,9 @@ def coordinator(make_uv, monkeypatch):
 def make_databeacon(coordinator, meadow):
     """``make_databeacon(name="uvdb", **options)``: databeacon stubs (connection 1 = the meadow server)."""
     add_columns(meadow.db_file, EXTRA_COLUMNS)
-    made = []
-
-    def make(name="uvdb", **options):
-        made.append(uv.UVDataBeacon(coordinator.url, name, meadow, CONNECTION_NAME, **options))
-        return made[-1]
-
-    yield make
-    for beacon in made:
-        beacon.close()
+    yield from _meadowproxy.closing_factory(
+        lambda name="uvdb", **options: uv.UVDataBeacon(coordinator.url, name, meadow, CONNECTION_NAME, **options)
+    )
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-TABLES = ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest")
+from uvctl.testing.rows import TABLES, database_rows, journal_rows
 
 
 def traffic(items: int, manifests: int = 0, seed: int = 7) -> list[tuple[str, dict]]:
@@ -96,57 +96,6 @@ def journal(data_dir):
 
     with Journal.open() as j:
         yield j
-
-
-def _typed(kind: str, value):
-    if value is None:
-        return None
-    if kind in ("Boolean", "Deleted"):
-        return bool(value)
-    if kind == "Integer":
-        return int(value)
-    if kind == "Float":
-        return float(value)
-    return str(value)
-
-
-def database_rows(url: str, tables=TABLES) -> dict:
-    """``{table: [row, ...]}`` of the UV data columns (Deleted included), sorted by natural key."""
-    import sqlalchemy as sa
-
-    from uvctl.journal.columns import table as journal_table
-
-    engine = sa.create_engine(url)
-    out = {}
-    try:
-        with engine.connect() as conn:
-            md = sa.MetaData()
-            md.reflect(bind=conn, only=list(tables))
-            for name in tables:
-                spec = journal_table(name)
-                t = md.tables[name]
-                for column in t.columns:
-                    if isinstance(column.type, sa.Float):
-                        column.type.asdecimal = False
-                rows = conn.execute(sa.select(*[t.c[c] for c in spec.columns])).mappings()
-                typed = [{c: _typed(spec.types[c], row[c]) for c in spec.columns} for row in rows]
-                out[name] = sorted(typed, key=lambda r: tuple(r[k] for k in spec.key))
-    finally:
-        engine.dispose()
-    return out
-
-
-def journal_rows(journal, tables=TABLES) -> dict:
-    """The same shape as :func:`database_rows` from the journal's current state."""
-    from uvctl.journal.columns import table as journal_table
-
-    out = {}
-    for name in tables:
-        spec = journal_table(name)
-        rows = journal.all_rows(name)
-        key = lambda r: tuple(r[k] for k in spec.key)  # noqa: E731
-        out[name] = [{c: _typed(spec.types[c], r[c]) for c in spec.columns} for r in sorted(rows, key=key)]
-    return out
 
 
 def assert_database_equals_journal(url: str, journal) -> None:

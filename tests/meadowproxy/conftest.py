@@ -16,17 +16,18 @@ HERE = Path(__file__).resolve().parent
 ROUTE_NAME = "UV Test Persistence"  # a databeacon connection name; its route hash is derived
 
 
-def _load(name: str):
+def load_module(name: str, folder: Path = HERE, file: str | None = None):
+    """The test helper ``folder/<file or name>.py`` imported once as ``name`` (tests/coordinator reuses it)."""
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, folder / f"{file or name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-harness = _load("meadow_harness")
+harness = load_module("meadow_harness")
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +84,7 @@ def db_rows(meadow):
     return lambda table, where="1=1": harness.rows(meadow.db_file, table, where)
 
 
-stubs = _load("coordinator_stub")
+stubs = load_module("coordinator_stub")
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def coordinator():
     stub.close()
 
 
-def _closing_factory(build):
+def closing_factory(build):
     """A ``make(...)`` that builds stubs, and the generator that closes them all afterwards."""
     made = []
 
@@ -111,7 +112,7 @@ def _closing_factory(build):
 def make_databeacon(coordinator, meadow):
     """``make_databeacon(name="db1", **options)``: databeacon stubs polling ``coordinator``,
     connection 1 = the meadow server; all closed afterwards."""
-    yield from _closing_factory(
+    yield from closing_factory(
         lambda name="db1", **options: stubs.DataBeaconStub(coordinator.url, name, meadow, ROUTE_NAME, **options)
     )
 
@@ -125,7 +126,7 @@ def databeacon(make_databeacon):
 @pytest.fixture
 def make_coordinator():
     """``make_coordinator(**options)``: more coordinator stubs (e.g. secured), closed afterwards."""
-    yield from _closing_factory(stubs.CoordinatorStub)
+    yield from closing_factory(stubs.CoordinatorStub)
 
 
 @pytest.fixture

@@ -41,19 +41,15 @@ def test_kill_9_during_journal_import_then_rerun(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.node
-def test_flush_through_a_faulty_network_to_meadow_completes_row_for_row(tmp_path):
-    figures = network.meadow_trial(tmp_path, records=600, rate=0.2, seed=5, max_runs=200, batch_size=50,
-                                   log=lambda *_: None)
-    assert figures["completed"], figures
-    assert figures["faults_injected"] > 0 and figures["unclean_failures"] == 0, figures
-    _assert_no_loss(figures)
-
-
-@pytest.mark.slow
-@pytest.mark.node
-def test_flush_over_the_mesh_through_a_faulty_coordinator_link_completes_row_for_row(tmp_path):
-    figures = network.mesh_trial(tmp_path, records=300, rate=0.2, seed=6, max_runs=200, batch_size=50,
-                                 log=lambda *_: None)
+@pytest.mark.parametrize(
+    "trial, records, seed",
+    [
+        pytest.param(network.meadow_trial, 600, 5, id="direct-to-meadow"),
+        pytest.param(network.mesh_trial, 300, 6, id="over-the-mesh-through-a-faulty-coordinator-link"),
+    ],
+)
+def test_flush_through_a_faulty_network_to_meadow_completes_row_for_row(tmp_path, trial, records, seed):
+    figures = trial(tmp_path, records=records, rate=0.2, seed=seed, max_runs=200, batch_size=50, log=lambda *_: None)
     assert figures["completed"], figures
     assert figures["faults_injected"] > 0 and figures["unclean_failures"] == 0, figures
     _assert_no_loss(figures)

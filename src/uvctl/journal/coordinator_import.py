@@ -24,7 +24,7 @@ from collections import defaultdict
 from ..errors import UsageError
 from ..mesh import persistence
 from .normalize import normalize_action
-from .sources import IMPORT_NAMESPACE  # the data-directory import's EventGUID namespace
+from .sources import IMPORT_NAMESPACE, without_queue_metadata  # shared with the data-directory import
 
 FIRST_PAGE = 500
 #: Which work-item timestamp dates an event that carries none (the local store keeps no event time).
@@ -38,7 +38,7 @@ def read_coordinator(coordinator, manifests: bool = True, progress=None) -> tupl
     actions = []
     counts = defaultdict(int)
     for item in items:
-        actions.append(_normalize("work item", item.get("WorkItemHash"), "QP_UpsertWorkItem", {"WorkItem": _without_queue_metadata(item)}))
+        actions.append(_normalize("work item", item.get("WorkItemHash"), "QP_UpsertWorkItem", {"WorkItem": without_queue_metadata(item)}))
         counts["WorkItems"] += 1
     for item in items:
         events = persistence.work_item_events(coordinator, str(item["WorkItemHash"]))
@@ -110,19 +110,6 @@ def _event_action(item: dict, index: int, event: dict):
     if not record.get("EmittedAt"):
         record["EmittedAt"] = event.get("CreateDate") or item.get(EVENT_TIME.get(kind, "")) or ""
     return _normalize("event", record["EventGUID"], "QP_AppendEvent", {"Event": record})
-
-
-def _without_queue_metadata(item: dict) -> dict:
-    """The work item without the ``QueueMetadata`` the scheduler injects into its Settings."""
-    settings = item.get("Settings")
-    if isinstance(settings, str) and "QueueMetadata" in settings:
-        try:
-            settings = json.loads(settings)
-        except ValueError:
-            return item
-    if isinstance(settings, dict) and "QueueMetadata" in settings:
-        return {**item, "Settings": {k: v for k, v in settings.items() if k != "QueueMetadata"}}
-    return item
 
 
 def _manifests(coordinator, notes: list) -> list:

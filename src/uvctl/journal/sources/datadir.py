@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ...errors import UsageError
 from ..normalize import normalize_action
-from . import IMPORT_NAMESPACE
+from . import IMPORT_NAMESPACE, without_queue_metadata
 
 QUEUE_DB = Path("beacon") / "beacon-queue.sqlite"
 _QUEUE_TABLES = ("BeaconWorkItem", "BeaconWorkItemEvent", "BeaconWorkItemAttempt")
@@ -158,7 +158,7 @@ class DataDirSource:
         timeline = _timeline(conn) if self._has_timeline else {}
         for item in conn.execute("SELECT * FROM BeaconWorkItem ORDER BY EnqueuedAt, IDBeaconWorkItem"):
             item = dict(item)
-            yield self._normalize("QP_UpsertWorkItem", {"WorkItem": _work_item(item)}, item["IDBeaconWorkItem"])
+            yield self._normalize("QP_UpsertWorkItem", {"WorkItem": without_queue_metadata(item)}, item["IDBeaconWorkItem"])
             yield from self._history(item["WorkItemHash"], item, timeline)
         orphans = conn.execute(
             "SELECT WorkItemHash FROM BeaconWorkItemEvent UNION SELECT WorkItemHash FROM BeaconWorkItemAttempt "
@@ -219,19 +219,6 @@ def _timeline(conn: sqlite3.Connection) -> dict:
     except sqlite3.OperationalError:  # an older layout without these columns: infer instead
         return {}
     return stamps
-
-
-def _work_item(row: dict) -> dict:
-    settings = row.get("Settings")
-    if isinstance(settings, str) and "QueueMetadata" in settings:
-        try:
-            parsed = json.loads(settings)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict) and "QueueMetadata" in parsed:
-            parsed.pop("QueueMetadata")
-            row["Settings"] = parsed
-    return row
 
 
 def _read_manifest(file: Path) -> dict:
