@@ -23,6 +23,8 @@ BUILTIN_PLUGINS = ("uvctl.plugins.sql", "uvctl.plugins.normalize")
 
 pm = pluggy.PluginManager("uvctl")
 pm.add_hookspecs(hookspecs)
+#: pluggy's own hook runner, as long as nobody has installed hook-call monitoring (tracing).
+_PLAIN_HOOKEXEC = getattr(pm, "_inner_hookexec", None)
 
 
 @dataclass
@@ -197,7 +199,36 @@ def dispatch(backend, actions: list) -> list[dict]:
         raise RuntimeError(
             f"backend {backend.name!r} returned {len(raw)} results for {len(actions)} actions"
         )
-    return [pm.hook.uvctl_normalize(backend=backend, action=a, raw=r) for a, r in zip(actions, raw)]
+    normalize = _normalizer(backend)
+    return [normalize(a, r) for a, r in zip(actions, raw)]
+
+
+def _normalizer(backend):
+    """``(action, raw) -> envelope``: ``uvctl_normalize`` for one action of this batch.
+
+    The hook is still called once per action, with pluggy's semantics (implementations in
+    pluggy's call order, the first non-None answer wins, exceptions propagate). Only pluggy's
+    per-call dispatch machinery is skipped: the implementations are looked up once per batch,
+    which makes normalizing a 5,000-action flush batch several times cheaper. Hook wrappers,
+    historic calls and hook-call monitoring (tracing) need pluggy itself: then every call goes
+    through ``pm.hook.uvctl_normalize`` as usual.
+    """
+    caller = pm.hook.uvctl_normalize
+    impls = caller.get_hookimpls()
+    if (_PLAIN_HOOKEXEC is None or getattr(pm, "_inner_hookexec", None) is not _PLAIN_HOOKEXEC
+            or any(impl.hookwrapper or impl.wrapper for impl in impls)):
+        return lambda action, raw: caller(backend=backend, action=action, raw=raw)
+    plan = [(impl.function, impl.argnames) for impl in reversed(impls)]  # pluggy calls the last first
+
+    def normalize(action, raw):
+        kwargs = {"backend": backend, "action": action, "raw": raw}
+        for function, argnames in plan:
+            answer = function(*[kwargs[name] for name in argnames])
+            if answer is not None:
+                return answer
+        return None
+
+    return normalize
 
 
 def lookup(backend, table: str, key: dict):

@@ -170,7 +170,7 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
     after = result.FromSeq
     with progress(total, f"flush {bridge}") as bar:
         while True:
-            batch = [a for a in journal.read(bridge, after, batch_size) if a.seq <= end]
+            batch = journal.read(bridge, after, batch_size, upto_seq=end)
             if not batch:
                 break
             problem = _send(handle, batch, result)

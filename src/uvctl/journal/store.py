@@ -36,6 +36,8 @@ FORMAT_VERSION = 1
 #: Actions per chunk of a transaction: existence checks and inserts are batched per chunk.
 _CHUNK = 500
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
+#: The largest seq SQLite can hold (the open upper bound of :meth:`Journal.read`).
+_MAX_SEQ = 2**63 - 1
 _SYNC_MODES = ("full", "normal")
 BRIDGES = (QUEUE_BRIDGE, MANIFEST_BRIDGE)
 
@@ -90,6 +92,9 @@ class Journal:
         self.synchronous = synchronous
         self._conn = conn
         self._lock = threading.RLock()
+        #: ``(data_version, next seq, {bridge: last seq})`` as our last write left them; see
+        #: :meth:`_start_numbering`. None when unknown.
+        self._seq_cache = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -212,13 +217,11 @@ class Journal:
         outcomes: dict = {}
         first = last = None
         pairs = iter(pairs)
+        self._seq_cache, numbering = None, None  # unknown until this transaction commits
         with self._transaction():
             stamp = now_iso()
-            # Valid inside this transaction only: we hold the write lock, so nobody else
-            # appends meanwhile and the next seqs are ours to number (AUTOINCREMENT keeps
-            # sqlite_sequence at the highest seq ever written).
             self._tx_last_seq, self._tx_log, self._tx_events = {}, [], []
-            self._tx_next_seq = self.last_seq() + 1
+            numbering = self._start_numbering()
             while True:
                 chunk = list(itertools.islice(pairs, _CHUNK))
                 if not chunk:
@@ -240,7 +243,28 @@ class Journal:
                     if sink is not None:
                         sink(done)
                 self._write_buffers()
+        version, known = numbering
+        self._seq_cache = (version, self._tx_next_seq, {**known, **self._tx_last_seq})
         return {"Outcomes": dict(sorted(outcomes.items())), "FirstSeq": first, "LastSeq": last}
+
+    def _start_numbering(self) -> tuple:
+        """Set the next seq of this write transaction; ``(data_version, {bridge: last seq})``.
+
+        Valid inside the transaction only: we hold the write lock, so nobody else appends
+        meanwhile and the next seqs are ours to number (AUTOINCREMENT keeps sqlite_sequence
+        at the highest seq ever written). ``PRAGMA data_version`` changes whenever another
+        connection (any process) has committed since we last looked; while it has not, the
+        numbers our own last commit left are still exact and cost no query.
+        """
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        cached = self._seq_cache
+        if cached is not None and cached[0] == version:
+            self._tx_next_seq = cached[1]
+            self._tx_known_last = cached[2]
+        else:
+            self._tx_next_seq = self.last_seq() + 1
+            self._tx_known_last = {}
+        return version, self._tx_known_last
 
     def _prefetch_events(self, chunk) -> None:
         """For the events of ``chunk``: which EventGUIDs exist, and each item's highest Seq.
@@ -251,6 +275,15 @@ class Journal:
         """
         events = [a.settings["Event"] for a, _ in chunk if a.name == "QP_AppendEvent"]
         self._tx_guids, self._tx_event_seq = set(), {}
+        if len(events) == 1:  # a single bridge call: both answers in one statement
+            guid, hash_ = events[0]["EventGUID"], events[0]["WorkItemHash"]
+            found, top = self._conn.execute(
+                'SELECT EXISTS (SELECT 1 FROM "UVQueueWorkItemEvent" WHERE "EventGUID" = ?), '
+                '(SELECT MAX("Seq") FROM "UVQueueWorkItemEvent" WHERE "WorkItemHash" = ?)', (guid, hash_)).fetchone()
+            if found:
+                self._tx_guids.add(guid)
+            self._tx_event_seq[hash_] = top or 0
+            return
         for part in _parts(sorted({e["EventGUID"] for e in events})):
             self._tx_guids.update(r[0] for r in self._conn.execute(
                 f'SELECT "EventGUID" FROM "UVQueueWorkItemEvent" WHERE "EventGUID" IN ({_marks(part)})', part))
@@ -333,10 +366,13 @@ class Journal:
         bridge = bridge_of(action.name)
         previous = self._tx_last_seq.get(bridge)
         if previous is None:
-            previous = self.last_seq(bridge)
+            previous = self._tx_known_last.get(bridge)
+            if previous is None:
+                previous = self.last_seq(bridge)
+                self._tx_known_last[bridge] = previous
         seq = self._tx_next_seq
         self._tx_next_seq += 1
-        self._tx_log.append((seq, bridge, action.name, _ENCODER.encode(action.settings), stamp))
+        self._tx_log.append((seq, bridge, action.name, _encode(action.settings), stamp))
         self._tx_last_seq[bridge] = seq
         return Recorded(Action(action.name, action.settings, seq), outcome, previous)
 
@@ -354,14 +390,24 @@ class Journal:
         return rows[0] if rows else None
 
     # ------------------------------------------------------------------ the log
-    def read(self, bridge: str, after_seq: int = 0, limit: int = 500) -> list[Action]:
-        """Journaled write actions of ``bridge`` with ``seq > after_seq``, in seq order."""
+    def read(self, bridge: str, after_seq: int = 0, limit: int = 500, upto_seq: int | None = None) -> list[Action]:
+        """Journaled write actions of ``bridge`` with ``seq > after_seq``, in seq order.
+
+        ``upto_seq`` (added, optional) also leaves out every seq above it (a flush stops at
+        the last seq it saw when it started).
+        """
+        upper = _MAX_SEQ if upto_seq is None else int(upto_seq)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, action, settings FROM log WHERE bridge = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (bridge, int(after_seq), int(limit)),
+                "SELECT seq, action, settings FROM log WHERE bridge = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (bridge, int(after_seq), upper, int(limit)),
             ).fetchall()
-        return [Action(name, json.loads(settings), seq) for seq, name, settings in rows]
+        if not rows:
+            return []
+        # One JSON array for the whole batch: a single decoder call instead of one per row
+        # (the log only holds texts this module encoded, each one complete JSON object).
+        settings = json.loads("[" + ",".join([row[2] for row in rows]) + "]")
+        return [Action(name, values, seq) for (seq, name, _), values in zip(rows, settings)]
 
     def last_seq(self, bridge: str | None = None) -> int:
         """The highest seq ever journaled (for ``bridge``, or overall); pruning never lowers it."""
@@ -386,6 +432,7 @@ class Journal:
         """Delete the log rows of ``bridge`` with ``seq <= upto_seq``; the state stays."""
         if bridge not in BRIDGES:
             raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
+        self._seq_cache = None
         with self._transaction():
             before = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).fetchone()[0]
             deleted = self._conn.execute("DELETE FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).rowcount
@@ -565,3 +612,28 @@ def _upsert_sql(spec) -> str:
     key = ", ".join(f'"{c}"' for c in spec.key)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in spec.columns if c not in spec.key)
     return f'INSERT INTO "{spec.name}" ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}'
+
+
+def _make_encode():
+    """``settings -> compact JSON text``, exactly what ``_ENCODER.encode`` writes.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; that is a third of the cost
+    of encoding a small record, paid once per journaled action. The C encoder is built once
+    here instead (without the circular-reference check: settings come from JSON or from
+    :func:`normalize_action`, and a cycle still ends in a RecursionError, never a bad row).
+    Interpreters without the C accelerator keep the plain ``encode``.
+    """
+    from json import encoder
+
+    if encoder.c_make_encoder is None:
+        return _ENCODER.encode
+    make = encoder.c_make_encoder(None, _ENCODER.default, encoder.encode_basestring_ascii, None,
+                                  _ENCODER.key_separator, _ENCODER.item_separator, False, False, True)
+
+    def encode(settings) -> str:
+        return "".join(make(settings, 0))
+
+    return encode
+
+
+_encode = _make_encode()
