@@ -20,6 +20,12 @@ _SPECS = {
 }
 
 
+def list_defaults(table_name: str) -> tuple[int, str]:
+    """``(Limit, OrderBy)`` a list of ``table_name`` rows uses when its filter gives none."""
+    _, limit, order_by = _SPECS[table_name]
+    return limit, order_by
+
+
 def normalize_limit(value, action: str = "filter", default: int = 500) -> int:
     """``Limit`` as an int in 1..5000; ``default`` when missing or 0 (Ultravisor's ``limit || 500``)."""
     if value is None or value == "" or value == 0:

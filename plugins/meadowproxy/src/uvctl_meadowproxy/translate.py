@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from uvctl.errors import UsageError
+from uvctl.journal.filters import list_defaults  # the journal's list defaults, so reads agree
 from uvctl.mesh import WorkError
 
 from . import routes
@@ -37,7 +38,6 @@ WRITES = {
 SERVER_OWNED = ("Deleted", "CreateDate", "UpdateDate")
 #: Rows whose ID is worth caching (tables that get updates or removes).
 CACHED_TABLES = ("UVQueueWorkItem", "UVQueueWorkItemAttempt", "UVManifest")
-LIST_DEFAULTS = {"UVQueueWorkItem": (500, "EnqueuedAt ASC"), "UVManifest": (100, "StartTime DESC")}
 LIST_KEYS = {
     "UVQueueWorkItem": ("AssignedBeaconID", "RunID", "Capability", "OperationHash"),
     "UVManifest": ("OperationHash",),
@@ -524,7 +524,7 @@ def list_terms(table: str, flt: dict, action_name: str):
     """Meadow filter terms and the row limit for a list Filter; ``(None, 0)`` when nothing can match."""
     if not isinstance(flt, dict):
         raise UsageError(f"{action_name}: Filter must be an object")
-    default_limit, default_order = LIST_DEFAULTS[table]
+    default_limit, default_order = list_defaults(table)
     allowed = ("Status", "Limit", "OrderBy", *LIST_KEYS[table])
     unknown = sorted(set(flt) - set(allowed))
     if unknown:
