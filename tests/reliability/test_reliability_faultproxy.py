@@ -98,8 +98,11 @@ def _tcp_echo():
             except OSError:
                 return
             with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data)
+                try:
+                    while data := conn.recv(65536):
+                        conn.sendall(data)
+                except OSError:  # the proxy cut this connection on purpose; serve the next one
+                    continue
 
     threading.Thread(target=serve, daemon=True).start()
     return listener
