@@ -57,8 +57,8 @@ _ALIASES = {
 
 def now_iso() -> str:
     """The current UTC time as Ultravisor writes it: ``2026-11-26T22:01:23.365Z``."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    # isoformat is several times cheaper than strftime (this runs for every journaled write)
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def to_json_text(value) -> str:

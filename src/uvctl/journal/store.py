@@ -22,11 +22,12 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from ..actions import MANIFEST as MANIFEST_BRIDGE
 from ..actions import QUEUE as QUEUE_BRIDGE
-from ..actions import Action, bridge_of
+from ..actions import WRITE_ACTIONS, Action, bridge_of
 from ..errors import UsageError, UvctlError
 from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
 from .filters import normalize_filter, normalize_limit, to_sql
@@ -40,6 +41,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _MAX_SEQ = 2**63 - 1
 _SYNC_MODES = ("full", "normal")
 BRIDGES = (QUEUE_BRIDGE, MANIFEST_BRIDGE)
+#: The bridge of every journaled write action (a dict look-up per record instead of a call).
+_BRIDGE_OF = {name: bridge_of(name) for name in WRITE_ACTIONS}
 
 _INDEXES = (
     ("UX_WorkItem_Hash", WORK_ITEM, ("WorkItemHash",), True),
@@ -132,7 +135,7 @@ class Journal:
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
         self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
-        self._event_columns = table(EVENT).columns
+        self._event_row = itemgetter(*table(EVENT).columns)  # an event record -> its row, in column order
         self._insert_event_sql = self._upsert_sql[EVENT].split(" ON CONFLICT")[0] + ' ON CONFLICT ("EventGUID") DO NOTHING'
         try:  # an existing journal of this format needs no DDL (and no write lock to open)
             found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
@@ -217,18 +220,18 @@ class Journal:
         outcomes: dict = {}
         first = last = None
         pairs = iter(pairs)
-        self._seq_cache, numbering = None, None  # unknown until this transaction commits
+        cached, self._seq_cache = self._seq_cache, None  # unknown until this transaction commits
         with self._transaction():
             stamp = now_iso()
             self._tx_last_seq, self._tx_log, self._tx_events = {}, [], []
-            numbering = self._start_numbering()
+            numbering = self._start_numbering(cached)
             while True:
                 chunk = list(itertools.islice(pairs, _CHUNK))
                 if not chunk:
                     break
                 self._prefetch_events(chunk)
                 for action, key in chunk:
-                    if not action.is_write:
+                    if action.name not in _BRIDGE_OF:
                         raise UsageError(f"{action.name} is a read; only write actions can be journaled")
                     if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
                         done = Recorded(action, "already-imported")
@@ -247,7 +250,7 @@ class Journal:
         self._seq_cache = (version, self._tx_next_seq, {**known, **self._tx_last_seq})
         return {"Outcomes": dict(sorted(outcomes.items())), "FirstSeq": first, "LastSeq": last}
 
-    def _start_numbering(self) -> tuple:
+    def _start_numbering(self, cached) -> tuple:
         """Set the next seq of this write transaction; ``(data_version, {bridge: last seq})``.
 
         Valid inside the transaction only: we hold the write lock, so nobody else appends
@@ -257,7 +260,6 @@ class Journal:
         numbers our own last commit left are still exact and cost no query.
         """
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        cached = self._seq_cache
         if cached is not None and cached[0] == version:
             self._tx_next_seq = cached[1]
             self._tx_known_last = cached[2]
@@ -305,6 +307,8 @@ class Journal:
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
         name, s = action.name, action.settings
+        if name == "QP_AppendEvent":  # the most frequent action by far
+            return self._append_event(action, stamp)
         if name in ("QP_UpsertWorkItem", "MS_UpsertManifest"):
             tbl, key = (WORK_ITEM, "WorkItem") if name == "QP_UpsertWorkItem" else (MANIFEST, "Manifest")
             existing = self._fetch_by_key(tbl, s[key])
@@ -313,8 +317,6 @@ class Journal:
             logged = self._log(action, stamp)
             self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
             return logged
-        if name == "QP_AppendEvent":
-            return self._append_event(action, stamp)
         if name == "QP_InsertAttempt":
             attempt = s["Attempt"]
             existing = self._fetch_by_key(ATTEMPT, attempt)
@@ -359,11 +361,13 @@ class Journal:
             event["Seq"] = last + 1
         self._tx_event_seq[hash_] = max(last, event["Seq"])
         self._tx_guids.add(guid)
-        self._tx_events.append([event[c] for c in self._event_columns])
-        return self._log(Action(action.name, {**action.settings, "Event": event}), stamp)
+        self._tx_events.append(self._event_row(event))
+        return self._log(action, stamp, settings={**action.settings, "Event": event})
 
-    def _log(self, action: Action, stamp: str, outcome: str = "applied") -> Recorded:
-        bridge = bridge_of(action.name)
+    def _log(self, action: Action, stamp: str, outcome: str = "applied", settings: dict | None = None) -> Recorded:
+        """Buffer the log row of ``action`` (with ``settings`` when they differ from its own)."""
+        settings = action.settings if settings is None else settings
+        bridge = _BRIDGE_OF[action.name]
         previous = self._tx_last_seq.get(bridge)
         if previous is None:
             previous = self._tx_known_last.get(bridge)
@@ -372,9 +376,9 @@ class Journal:
                 self._tx_known_last[bridge] = previous
         seq = self._tx_next_seq
         self._tx_next_seq += 1
-        self._tx_log.append((seq, bridge, action.name, _encode(action.settings), stamp))
+        self._tx_log.append((seq, bridge, action.name, _encode(settings), stamp))
         self._tx_last_seq[bridge] = seq
-        return Recorded(Action(action.name, action.settings, seq), outcome, previous)
+        return Recorded(Action(action.name, settings, seq), outcome, previous)
 
     def _update(self, tbl: str, key: dict, patch: dict) -> None:
         if not patch:
