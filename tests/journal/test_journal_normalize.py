@@ -1,13 +1,16 @@
 """normalize_action on the payloads Ultravisor really sends (bridge reference §2.5)."""
 
 import json
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from uvctl.errors import UsageError
 from uvctl.journal import normalize_action
 from uvctl.journal.columns import table
+from uvctl.journal.normalize import new_event_guid
 
 ENQUEUE = {  # coordinator enqueue: objects, nulls and two non-columns
     "WorkItemHash": "wi-unknown-unknown-1795730400331-1",
@@ -70,7 +73,7 @@ def test_event_without_guid_seq_or_time_gets_guid_and_time_and_drops_run_id():
              "ToStatus": "Pending", "Payload": {"Capability": "Shell", "Priority": 0}}
     first = normalize_action("QP_AppendEvent", {"Event": event}).settings["Event"]
     second = normalize_action("QP_AppendEvent", {"Event": event}).settings["Event"]
-    assert uuid.UUID(first["EventGUID"]).version == 4 and first["EventGUID"] != second["EventGUID"]
+    assert uuid.UUID(first["EventGUID"]).version == 7 and first["EventGUID"] < second["EventGUID"]
     assert first["EmittedAt"].endswith("Z") and len(first["EmittedAt"]) == 24
     assert "Seq" not in first, "the journal assigns the per-item Seq"
     assert "RunID" not in first and first["BeaconID"] == ""
@@ -141,3 +144,24 @@ def test_filters_are_completed_and_canonical():
     assert flt.settings["Filter"] == {"Limit": 500, "OrderBy": "Priority DESC, EnqueuedAt ASC"}
     assert normalize_action("QP_GetEvents", {"WorkItemHash": "wi", "Limit": -3}).settings["Limit"] == 1
     assert normalize_action("MS_ListManifests", {}).settings["Filter"] == {"Limit": 100, "OrderBy": "StartTime DESC"}
+
+
+def test_generated_event_guids_are_valid_unique_and_time_ordered():
+    guids = [new_event_guid() for _ in range(20_000)]  # far more than 4096 per ms: the counter overflows
+    assert len(set(guids)) == len(guids)
+    assert guids == sorted(guids), "each GUID sorts after the one before, so the index appends"
+    for guid in guids[:: 997]:
+        parsed = uuid.UUID(guid)
+        assert str(parsed) == guid and len(guid) == 36
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    before_ms = time.time_ns() // 1_000_000
+    stamp_ms = int(new_event_guid().replace("-", "")[:12], 16)
+    assert stamp_ms >= before_ms, "the first 48 bits are the creation time in ms (or just ahead of it)"
+
+
+def test_generated_event_guids_stay_unique_across_threads():
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda _: [new_event_guid() for _ in range(5_000)], range(4)))
+    everything = [g for batch in batches for g in batch]
+    assert len(set(everything)) == len(everything)
+    assert all(batch == sorted(batch) for batch in batches)

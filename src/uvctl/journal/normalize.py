@@ -10,10 +10,11 @@ Ultravisor sends objects where the schema has JSON text, and fields that are not
 - every other non-column field (``RequireAffinityMatch``, ``StalledAt``, ``DurationMs``,
   an event's ``RunID``, ...) is dropped and never fails the write; a manifest keeps them all
   inside ``ManifestJSON`` (the whole manifest as sent, unless ``ManifestJSON`` is given);
-- events get ``EventGUID`` (uuid4) when it is missing or empty, and ``EmittedAt`` (now,
-  ISO-8601 UTC with ms) when it is missing or null (an explicit ``''`` means "unknown" and is
-  kept: the data-dir import uses it). Their per-work-item ``Seq`` (missing or 0) needs the
-  journal, so :meth:`Journal.record` fills it with the item's highest ``Seq`` + 1.
+- events get ``EventGUID`` (time-ordered, :func:`new_event_guid`) when it is missing or
+  empty, and ``EmittedAt`` (now, ISO-8601 UTC with ms) when it is missing or null (an
+  explicit ``''`` means "unknown" and is kept: the data-dir import uses it). Their
+  per-work-item ``Seq`` (missing or 0) needs the journal, so :meth:`Journal.record` fills
+  it with the item's highest ``Seq`` + 1.
 
 Whole records (upserts, inserts) are completed with the descriptor's ``DefaultObject``:
 an upsert *replaces* the record. Patches stay sparse and never touch the natural key.
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import os
+import threading
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -102,6 +105,34 @@ def normalize_action(name: str, settings, warnings: list | None = None) -> Actio
     return Action(name, {"Filter": normalize_filter(kind, settings.get("Filter"), name)})
 
 
+_guid_lock = threading.Lock()
+_guid_last = [0, 0]  # [ms timestamp, 12-bit counter] of the last generated GUID
+
+
+def new_event_guid() -> str:
+    """A new event GUID: a UUIDv7 layout (RFC 9562), 48-bit ms timestamp, counter, 62 random bits.
+
+    Time-ordered so that the journal's unique ``EventGUID`` index grows at its right edge
+    instead of touching a random page per insert. Within a process the GUIDs strictly
+    increase: in the same millisecond a 12-bit counter (started at a random value below
+    2048) counts up, and when it overflows the timestamp moves one ms ahead.
+    """
+    rand = int.from_bytes(os.urandom(10), "big")  # 11 bits start the counter, 62 fill the tail
+    now = time.time_ns() // 1_000_000
+    with _guid_lock:
+        ms, counter = _guid_last
+        if now > ms:
+            ms, counter = now, rand >> 69  # below 2048: room to count up
+        elif counter < 0xFFF:
+            counter += 1
+        else:
+            ms, counter = ms + 1, 0
+        _guid_last[:] = ms, counter
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | (rand & 0x3FFF_FFFF_FFFF_FFFF)
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def project_record(action: str, table_name: str, record: dict, warnings: list | None = None) -> dict:
     """A whole record of ``table_name``: given columns coerced, the rest from DefaultObject."""
     spec = table(table_name)
@@ -112,7 +143,7 @@ def project_record(action: str, table_name: str, record: dict, warnings: list | 
             _too_long(action, table_name, "ManifestJSON", projected["ManifestJSON"])
     if table_name == EVENT:
         if not projected.get("EventGUID"):
-            projected["EventGUID"] = str(uuid.uuid4())
+            projected["EventGUID"] = new_event_guid()
         if record.get("EmittedAt") is None:
             projected["EmittedAt"] = now_iso()
         if not projected.get("Seq"):
