@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -117,8 +118,11 @@ def _roundtrip(port: int, payload: bytes) -> bytes:
             sock.shutdown(socket.SHUT_WR)
             while data := sock.recv(65536):
                 got += data
-        except (ConnectionResetError, BrokenPipeError):
-            pass
+        except OSError as exc:
+            # the proxy may reset the connection before or while we write: ENOTCONN comes from
+            # shutdown() on a socket the peer already reset (seen under load)
+            if exc.errno not in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN):
+                raise
     return got
 
 
