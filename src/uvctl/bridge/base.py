@@ -10,8 +10,8 @@ Reads come from the backend only when it is bootstrapped *and* has acknowledged 
 journaled record of the bridge; otherwise (or when it fails) from the journal, which
 always has every write. The envelope's ``Source`` says which one answered.
 
-The assignment and flush services are imported inside functions: without them (or with
-nothing assigned) a bridge is journal-only.
+The assignment and flush services are imported inside functions, so a bridge used as a
+library loads them only when it writes or reads; with nothing assigned it is journal-only.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class BridgeBase:
             return out
         if answer.get("NeedsBootstrap"):
             reason = answer.get("Reason") or "the backend lost its readiness"
-            _call_assignment("mark_needs_bootstrap", self.bridge, reason)
+            _mark_needs_bootstrap(self.bridge, reason)
             out["PendingReason"] = f"needs bootstrap: {reason}"
         elif answer.get("Success"):
             out["Pending"] = False
@@ -114,7 +114,7 @@ class BridgeBase:
             except Exception:
                 answer = {}
             if answer.get("NeedsBootstrap"):
-                _call_assignment("mark_needs_bootstrap", self.bridge, answer.get("Reason") or "the backend lost its readiness")
+                _mark_needs_bootstrap(self.bridge, answer.get("Reason") or "the backend lost its readiness")
             # Only a successful answer counts: "not found" or an error there is checked
             # against the journal, which holds every write.
             elif answer.get("Success") and answer.get("Available", True):
@@ -136,26 +136,20 @@ class BridgeBase:
         With ``caught_up``, also None while the journal holds records the backend has not
         acknowledged (reading there would miss them).
         """
-        try:
-            from .. import assignment
+        from .. import assignment
 
-            load = getattr(assignment, "load", None)
-            backend_for = getattr(assignment, "backend_for", None)
-            if load is None or backend_for is None:
-                return None, None
-            entry = (load() or {}).get(self.bridge)
+        try:
+            entry = assignment.load()[self.bridge]
             if not entry:
                 return None, None
             if entry.get("State") != "bootstrapped":
                 return None, f"backend {entry.get('Backend')!r} is {entry.get('State') or 'not bootstrapped'}; run 'uvctl flush'"
-            handle = backend_for(self.bridge)  # the assignment service caches handles
+            handle = assignment.backend_for(self.bridge)  # the assignment service caches handles
             if handle is None:
                 return None, None
             if caught_up and _mark(self.bridge, handle.identity) < self.journal.last_seq(self.bridge):
                 return None, None
             return handle, None
-        except ImportError:
-            return None, None
         except Exception as exc:  # a corrupt assignment file must not lose the write
             return None, _reason(exc)
 
@@ -197,35 +191,27 @@ def _reason(exc: Exception) -> str:
     return mask_secrets(str(exc) or type(exc).__name__)
 
 
-def _call_assignment(name: str, *args) -> None:
-    try:
-        from .. import assignment
+def _mark_needs_bootstrap(bridge: str, reason: str) -> None:
+    from .. import assignment
 
-        func = getattr(assignment, name, None)
-        if func is not None:
-            func(*args)
+    try:
+        assignment.mark_needs_bootstrap(bridge, reason)
     except Exception:  # bookkeeping only: the write itself is safe in the journal
         pass
 
 
-def _marks():
-    try:
-        from ..flush import HighWaterMarks
-    except ImportError:
-        return None
-    return HighWaterMarks()
-
-
 def _mark(bridge: str, identity: str) -> int:
-    marks = _marks()
-    return marks.get(bridge, identity) if marks is not None else 0
+    from ..flush import HighWaterMarks
+
+    return HighWaterMarks().get(bridge, identity)
 
 
 def _advance_mark(bridge: str, identity: str, expected, seq: int) -> None:
-    marks = _marks()
-    if marks is None or expected is None:
+    from ..flush import HighWaterMarks
+
+    if expected is None:
         return
     try:
-        marks.advance_from(bridge, identity, expected, seq)
+        HighWaterMarks().advance_from(bridge, identity, expected, seq)
     except Exception:  # the record is on the backend; a later flush re-sends it harmlessly
         pass

@@ -15,21 +15,25 @@ from .store import BRIDGES
 def acknowledgements(journal) -> dict:
     """Per bridge: ``{Assigned, Backend, Identity, HighWaterMark, Pending, Reason}``.
 
-    ``HighWaterMark`` is None when it cannot be known (nothing assigned, the assignment or
-    flush service missing, the backend's plugin not installed); ``Reason`` says why.
+    ``HighWaterMark`` is None when it cannot be known (nothing assigned, the backend's plugin
+    not installed, its options no longer valid); ``Reason`` says why.
     """
+    from .. import assignment
+    from ..flush import HighWaterMarks
+
     out = {}
-    entries, why = _assignments()
+    entries = assignment.load()
+    marks = HighWaterMarks()
     for bridge in BRIDGES:
-        info = {"Assigned": False, "Backend": None, "Identity": None, "HighWaterMark": None, "Pending": None, "Reason": why}
-        entry = (entries or {}).get(bridge)
-        if entries is not None and not entry:
+        info = {"Assigned": False, "Backend": None, "Identity": None, "HighWaterMark": None, "Pending": None, "Reason": None}
+        entry = entries.get(bridge)
+        if not entry:
             info["Reason"] = f"no backend is assigned to the {bridge} bridge (uvctl persistence assign)"
-        elif entry:
-            info.update(Assigned=True, Backend=entry.get("Backend"), Reason=None)
+        else:
+            info.update(Assigned=True, Backend=entry.get("Backend"))
             try:
-                info["Identity"] = _identity(entry)
-                info["HighWaterMark"] = _marks().get(bridge, info["Identity"])
+                info["Identity"] = assignment.backend_for(bridge).identity
+                info["HighWaterMark"] = marks.get(bridge, info["Identity"])
                 info["Pending"] = journal.count_after(bridge, info["HighWaterMark"])
             except Exception as exc:  # an unknown backend or a corrupt state file: say so, prune nothing
                 info["HighWaterMark"] = None
@@ -57,30 +61,3 @@ def prune_acknowledged(journal, dry_run: bool = False) -> dict:
 def _count_upto(journal, bridge: str, mark: int) -> int:
     total = journal.stats()["Log"][bridge]["Records"]
     return total - journal.count_after(bridge, mark)
-
-
-def _assignments():
-    try:
-        from .. import assignment
-    except ImportError:
-        return None, "the assignment service is not installed"
-    load = getattr(assignment, "load", None)
-    if load is None:
-        return None, "the assignment service is not available in this uvctl"
-    return load() or {}, None
-
-
-def _identity(entry: dict) -> str:
-    if entry.get("Identity"):
-        return entry["Identity"]
-    from .. import host
-
-    return host.backend_info(entry["Backend"]).identity_of(entry.get("Options") or {})
-
-
-def _marks():
-    try:
-        from ..flush import HighWaterMarks
-    except ImportError:
-        raise RuntimeError("the flush service (high-water marks) is not available in this uvctl") from None
-    return HighWaterMarks()
