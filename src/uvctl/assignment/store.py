@@ -9,23 +9,17 @@ a corrupt file is an error naming it, never a silent reset.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..actions import MANIFEST, QUEUE
 from ..backend import STATES
 from ..errors import UsageError, UvctlError
 from ..statefile import file_lock, read_json, write_json
+from ..timestamps import now_iso
 
 BRIDGES = (QUEUE, MANIFEST)
 WHAT = "assignment file"
 ENTRY_FIELDS = ("BeaconID", "IDBeaconConnection", "AssignedAt", "Backend", "Options", "State", "LastError", "BootstrappedAt")
-
-
-def now_iso() -> str:
-    """UTC now as Ultravisor writes timestamps (``toISOString``)."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def path() -> Path:

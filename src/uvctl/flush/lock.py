@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import UvctlError
 from ..statefile import read_json, write_json
+from ..timestamps import now_iso
 
 
 class FlushLock:
@@ -43,8 +44,6 @@ class FlushLock:
             raise UvctlError(f"cannot take the flush lock {self.path}: {exc.strerror or exc}; make the data dir "
                              f"writable (and give it free space), then run 'uvctl flush' again") from None
         self._lock = lock
-        from ..journal.normalize import now_iso
-
         try:
             write_json(
                 self.holder_path,

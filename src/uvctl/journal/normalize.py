@@ -27,11 +27,11 @@ import math
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from functools import lru_cache
 
 from ..actions import ALL_ACTIONS, Action
 from ..errors import UsageError
+from ..timestamps import now_iso
 from .columns import ATTEMPT, EVENT, MANIFEST, MAX_TEXT, WORK_ITEM, table
 from .filters import normalize_filter, normalize_limit
 
@@ -56,12 +56,6 @@ _ALIASES = {
     WORK_ITEM: (("CreatedAt", "EnqueuedAt"),),
     ATTEMPT: (("DispatchedAt", "StartedAt"), ("CompletedAt", "EndedAt"), ("ErrorMessage", "Error")),
 }
-
-
-def now_iso() -> str:
-    """The current UTC time as Ultravisor writes it: ``2026-11-26T22:01:23.365Z``."""
-    # isoformat is several times cheaper than strftime (this runs for every journaled write)
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def to_json_text(value) -> str:
