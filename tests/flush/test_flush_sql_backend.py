@@ -8,7 +8,7 @@ import pytest
 
 from uvctl import host
 from uvctl.actions import Action
-from uvctl.errors import BackendUnavailable
+from uvctl.errors import BackendUnavailable, UsageError
 from uvctl.journal import normalize_action
 
 from .conftest import assert_database_equals_journal, database_rows, record, traffic
@@ -182,3 +182,22 @@ def test_sql_default_target_is_the_data_dir_sqlite(cli_runner, data_dir):
     assert report["Queue"]["State"] == "bootstrapped"
     assert report["Queue"]["Identity"] == f"sql:sqlite:///{data_dir / 'ultravisor.sqlite'}"
     assert (data_dir / "ultravisor.sqlite").exists()
+
+
+def test_integers_at_the_int_limits_flush_and_beyond_them_never_reach_the_journal(db_url, journal):
+    warnings: list = []
+    journal.record_many([normalize_action(name, settings, warnings) for name, settings in [
+        ("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "wi-max", "Priority": 2**31 - 1, "QueueWaitMs": -(2**31)}}),
+        ("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "wi-big", "Priority": 2**31, "TimeoutMs": 10**30}}),
+        ("QP_UpdateWorkItem", {"WorkItemHash": "wi-absent", "Patch": {"RetryBackoffMs": 2**63}}),
+    ]])
+    assert len(warnings) == 3 and all("outside the range of its INT column" in w for w in warnings)
+    with pytest.raises(UsageError, match="Priority is 2147483648"):
+        normalize_action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "wi-x", "Priority": 2**31}})
+    backend = _backend(db_url)
+    answers = host.dispatch(backend, journal.read("Queue", 0, 100))
+    assert all(a["Success"] for a in answers), answers
+    assert_database_equals_journal(db_url, journal)
+    rows = {r["WorkItemHash"]: r for r in database_rows(db_url)["UVQueueWorkItem"]}
+    assert (rows["wi-max"]["Priority"], rows["wi-max"]["QueueWaitMs"]) == (2**31 - 1, -(2**31))
+    assert (rows["wi-big"]["Priority"], rows["wi-big"]["TimeoutMs"]) == (0, 0)

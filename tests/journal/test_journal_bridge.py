@@ -274,3 +274,18 @@ def test_an_unusable_field_is_dropped_with_a_warning_and_the_write_kept(queue):
     assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
     with pytest.raises(UsageError, match="WorkItemHash is 300 characters long"):
         queue.upsert_work_item({**ITEM, "WorkItemHash": "w" * 300})
+
+
+def test_an_integer_beyond_int_range_is_dropped_with_a_warning(queue):
+    # the journal's SQLite would hold 2**40, but every engine's INT column refuses it, so
+    # keeping it would stop every later flush at this record
+    out = queue.upsert_work_item({**ITEM, "Priority": 2**40, "TimeoutMs": 2**31 - 1})
+    assert out["Success"] is True
+    assert any("Priority is 1099511627776, outside the range of its INT column" in w for w in out["Warnings"])
+    row = queue.get_work_item("wi-1")["WorkItem"]
+    assert row["Priority"] == 0 and row["TimeoutMs"] == 2**31 - 1
+    patched = queue.update_work_item("wi-1", {"QueueWaitMs": -(2**31) - 1, "Status": "Running"})
+    assert any("QueueWaitMs is -2147483649" in w for w in patched["Warnings"])
+    assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
+    with pytest.raises(UsageError, match="AttemptNumber is 4294967296, outside the range"):
+        queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 2**32})

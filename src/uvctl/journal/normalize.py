@@ -48,6 +48,8 @@ PATCH_ACTIONS = {
     "QP_UpdateAttemptOutcome": ATTEMPT,
 }
 
+#: The range of an ``Integer`` column: INT (32-bit signed) on PostgreSQL, MySQL/MariaDB and SQL Server.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 #: Columns a record cannot do without: never dropped, always an error when unusable.
 _REQUIRED = {WORK_ITEM: ("WorkItemHash",), EVENT: ("WorkItemHash", "EventGUID"),
              ATTEMPT: ("WorkItemHash", "AttemptNumber"), MANIFEST: ("Hash",)}
@@ -250,7 +252,15 @@ def _to_number(action, col, value, kind):
             raise ValueError
     except (TypeError, ValueError):
         raise UsageError(f"{action}: {col} must be a number, got {value!r}") from None
-    return int(round(number)) if kind is int else float(number)
+    if kind is float:
+        return float(number)
+    number = int(round(number))
+    if not INT_MIN <= number <= INT_MAX:
+        # Refused here, like an over-long text: the journal's SQLite would take it, but every
+        # engine's INT column refuses it, so it would stop every later flush at this record.
+        raise UsageError(f"{action}: {col} is {number}, outside the range of its INT column "
+                         f"({INT_MIN}..{INT_MAX}); send a smaller number")
+    return number
 
 
 def _key(action: str, table_name: str, col: str, value):
