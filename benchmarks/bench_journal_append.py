@@ -10,6 +10,7 @@ a process crash / kill -9), the rate of:
 - ``record``: one pre-normalized event per ``Journal.record`` call (one transaction each);
 - ``bridge``: ``QueueBridge.append_event`` end to end (normalize + journal, no backend);
 - ``batched``: ``Journal.record_many`` of ``--batch`` records per transaction;
+- ``disk floor``: the disk's own durable writes (8 KiB pwrite + fdatasync, preallocated file);
 - ``fsync floor``: bare one-row commits on the same disk, the ceiling for single FULL calls.
 
 Each line also shows the rate by the process's CPU time (what the code costs, whatever
@@ -42,6 +43,25 @@ def event(i: int) -> dict:
 
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
+
+
+def disk_floor(folder: Path, count: int) -> float:
+    """Durable writes per second of the disk itself: one 8 KiB pwrite + fdatasync each, into a
+    preallocated file (no SQLite, no size change). No single durable call can beat it."""
+    path = folder / "disk-floor.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b"\0" * 8192 * count)
+        os.fsync(fd)
+        page = b"x" * 8192
+        start = time.perf_counter()
+        for i in range(count):
+            os.pwrite(fd, page, i * 8192)
+            os.fdatasync(fd)
+        return rate(count, time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
 
 
 def fsync_floor(folder: Path, count: int, mode: str) -> float:
@@ -80,6 +100,8 @@ def run(mode: str, single: int, batched: int, batch: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="uvctl-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
         folder = Path(tmp)
         out = {"fsync floor": fsync_floor(folder, single, mode)}
+        if mode == "full":
+            out["disk floor"] = disk_floor(folder, single)
         with Journal.open(folder / "record.sqlite", synchronous=mode) as journal:
             actions = [normalize_action("QP_AppendEvent", {"Event": event(i)}) for i in range(single)]
             with Clock() as clock:
@@ -112,6 +134,9 @@ def main(argv=None) -> int:
     for mode in ("full", "normal"):
         figures = run(mode, args.single, args.batched, args.batch)
         print(f"synchronous={mode.upper()}")
+        if "disk floor" in figures:
+            print(f"  disk floor (8 KiB pwrite+fdatasync){figures['disk floor']:>9,.0f} /s   "
+                  f"ratio to the single target {figures['disk floor'] / TARGET_SINGLE:.2f}")
         print(f"  fsync floor (bare 1-row commits)  {figures['fsync floor']:>10,.0f} /s")
         for key, label, target in (("record", "record (1 event per transaction)", TARGET_SINGLE),
                                    ("bridge", "bridge append_event (normalize+)", TARGET_SINGLE),

@@ -7,6 +7,7 @@ plugin is reported as a warning and never takes the command line down with it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -218,17 +219,25 @@ def _normalizer(backend):
     if (_PLAIN_HOOKEXEC is None or getattr(pm, "_inner_hookexec", None) is not _PLAIN_HOOKEXEC
             or any(impl.hookwrapper or impl.wrapper for impl in impls)):
         return lambda action, raw: caller(backend=backend, action=action, raw=raw)
-    plan = [(impl.function, impl.argnames) for impl in reversed(impls)]  # pluggy calls the last first
+    calls = [_positional(impl.function, impl.argnames, backend) for impl in reversed(impls)]  # pluggy calls the last first
+    if len(calls) == 1:
+        return calls[0]
 
     def normalize(action, raw):
-        kwargs = {"backend": backend, "action": action, "raw": raw}
-        for function, argnames in plan:
-            answer = function(*[kwargs[name] for name in argnames])
+        for call in calls:
+            answer = call(action, raw)
             if answer is not None:
                 return answer
         return None
 
     return normalize
+
+
+def _positional(function, argnames: tuple, backend):
+    """``(action, raw) -> function(...)`` passing the hook arguments ``function`` names, in its order."""
+    if argnames == ("backend", "action", "raw"):
+        return functools.partial(function, backend)
+    return lambda action, raw: function(*[{"backend": backend, "action": action, "raw": raw}[n] for n in argnames])
 
 
 def lookup(backend, table: str, key: dict):

@@ -95,6 +95,27 @@ def test_order_per_key_is_kept_inside_one_batch(db_url):
     assert got[1]["Manifest"]["Status"] == "Complete"
 
 
+def test_a_batch_leaves_its_actions_unchanged_and_mixes_whole_and_sparse_records(db_url):
+    # the planner shares an action's record until it merges a later action into it: the
+    # journal's actions (re-sent by a replay) must come out exactly as they went in
+    backend = _backend(db_url)
+    whole = _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "w", "Status": "Pending", "Priority": 1}})
+    sparse = Action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "s", "Status": "Pending", "NotAColumn": 1}}, 2)
+    batch = [
+        whole, sparse,
+        _n("QP_UpdateWorkItem", {"WorkItemHash": "w", "Patch": {"Status": "Running"}}),
+        _n("QP_UpdateWorkItem", {"WorkItemHash": "s", "Patch": {"Priority": 5}}),
+        _n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "x", "Status": "Complete"}}),
+    ]
+    before = json.dumps([(a.name, a.settings) for a in batch], sort_keys=True)
+    assert all(a["Success"] for a in host.dispatch(backend, batch))
+    assert json.dumps([(a.name, a.settings) for a in batch], sort_keys=True) == before
+    items = {r["WorkItemHash"]: r for r in database_rows(db_url)["UVQueueWorkItem"]}
+    assert {h: (r["Status"], r["Priority"]) for h, r in items.items()} == {
+        "w": ("Running", 1), "s": ("Pending", 5), "x": ("Complete", 0)}
+    assert items["s"]["HealthLabel"] == items["x"]["HealthLabel"]  # the sparse record got the defaults
+
+
 def test_reads_follow_the_journal_filter_rules(db_url, journal):
     record(journal, traffic(30, manifests=8))
     backend = _backend(db_url)

@@ -103,6 +103,28 @@ def test_patches_of_missing_records_are_logged_but_change_no_state(journal):
     assert journal.get_work_item("wi-ghost") is None and journal.get_manifest("run-ghost") is None
 
 
+def test_log_texts_read_back_exactly_whatever_wrote_them(journal):
+    # non-ASCII and 32-bit limits as this version writes them; a 64-bit integer, NaN and a
+    # lone surrogate only as an older journal could have left them (each in its own batch:
+    # a batch orjson refuses is decoded by the json module)
+    journal.record(normalize_action("QP_UpsertWorkItem", {"WorkItem": {
+        "WorkItemHash": "wi-ü", "Status": "Läuft ✓", "Priority": 2**31 - 1, "QueueWaitMs": -(2**31), "Health": 0.1}}))
+    conn = sqlite3.connect(journal.path)
+    for text in ('{"WorkItemHash":"c","Patch":{"Priority":9223372036854775807}}',
+                 '{"WorkItemHash":"a","Patch":{"Health":NaN}}', '{"WorkItemHash":"b","Patch":{"Status":"\\ud800"}}'):
+        conn.execute("INSERT INTO log (bridge, action, settings, recorded_at) VALUES ('Queue', 'QP_UpdateWorkItem', ?, '')", (text,))
+    conn.commit()
+    conn.close()
+    [first, big] = journal.read("Queue", 0, 2)
+    nan, surrogate = journal.read("Queue", 2, 10)
+    item = first.settings["WorkItem"]
+    assert (item["WorkItemHash"], item["Status"], item["Priority"], item["QueueWaitMs"], item["Health"]) == (
+        "wi-ü", "Läuft ✓", 2**31 - 1, -(2**31), 0.1)
+    assert nan.settings["Patch"]["Health"] != nan.settings["Patch"]["Health"]  # NaN
+    assert surrogate.settings["Patch"]["Status"] == "\ud800"
+    assert big.settings["Patch"]["Priority"] == 2**63 - 1
+
+
 def test_manifest_upsert_updates_and_removal_is_soft(journal):
     journal.record(normalize_action("MS_UpsertManifest", {"Manifest": {"Hash": "run-1", "Status": "Waiting"}}))
     journal.record(normalize_action("MS_UpsertManifest", {"Manifest": {"Hash": "run-1", "Status": "Complete"}}))

@@ -201,13 +201,16 @@ def _send(handle, batch, result) -> Exception | None:
         return exc
     except Exception as exc:  # a third-party backend's bug must stop the run with its message
         return UvctlError(f"backend {handle.name!r} failed: {type(exc).__name__}: {mask_secrets(str(exc))}")
+    present = 0
     for action, answer in zip(batch, answers):
         if answer.get("NeedsBootstrap"):
             assignment.mark_needs_bootstrap(action.bridge, answer.get("Reason") or "the backend lost its schema")
-        if not answer.get("Success") and not answer.get("AlreadyPresent"):
+        if answer.get("AlreadyPresent"):
+            present += 1
+        elif not answer.get("Success"):
             return UvctlError(f"the batch of seq {batch[0].seq}..{batch[-1].seq} was refused at seq {action.seq} "
                               f"({action.name}): {answer.get('Reason') or 'no reason given'}")
-    result.AlreadyPresent += sum(1 for answer in answers if answer.get("AlreadyPresent"))
+    result.AlreadyPresent += present
     return None
 
 

@@ -95,9 +95,17 @@ def table_infos(tables: dict) -> dict:
 @dataclass(slots=True)
 class _Step:
     kind: str
-    values: dict
+    values: dict  # shared with the action until a merge copies it (``owned``)
     indices: list
     key: tuple
+    owned: bool = False
+
+    def merge(self, values: dict, index: int) -> None:
+        """Fold a later action of the same key into this step (its values win)."""
+        if not self.owned:
+            self.values, self.owned = dict(self.values), True
+        self.values.update(values)
+        self.indices.append(index)
 
 
 def _key_of(spec: WriteSpec, settings: dict, record: dict | None) -> tuple:
@@ -169,6 +177,9 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
     need no statement (a repeated insert of one key). Raises InvalidAction with the seq.
     """
     per_key: dict = {}  # (table, key) -> the key's steps, in order
+    # A key's first step is on level 0. An insert is never merged into, so it joins its
+    # level-0 group at once; upserts and updates are grouped at the end, when merging is over.
+    first_inserts: dict = {}  # scope -> level-0 insert steps
     quick = _quick_records(infos)
     for i in indices:
         action = actions[i]
@@ -181,7 +192,7 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
         if type(first) is str and first and (found[3] is None or type(record.get(found[3])) is int):
             spec = found[0]
             key = (first,) if found[3] is None else (first, record[found[3]])
-            values = record if record.keys() <= found[4] else {c: v for c, v in record.items() if c in found[4]}
+            values = record if found[4].issuperset(record) else {c: v for c, v in record.items() if c in found[4]}
         else:
             spec = WRITES[action.name]
             try:
@@ -191,25 +202,38 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
         kind = spec.kind
         steps = per_key.get((spec.table, key))
         if steps is None:  # the common case: the key's first action in this batch
-            per_key[(spec.table, key)] = [_Step(kind, values if kind == "insert" else dict(values), [i], key)]
+            step = _Step(kind, values, [i], key)
+            per_key[(spec.table, key)] = [step]
+            if kind == "insert":
+                group = first_inserts.get(spec.table)
+                if group is None:
+                    first_inserts[spec.table] = [step]
+                else:
+                    group.append(step)
             continue
         last = steps[-1]
         if kind == "insert":
             if any(step.kind == "insert" for step in steps):
                 results[i] = envelope(True, AlreadyPresent=True)
                 continue
-            steps.append(_Step("insert", values, [i], key))  # never merged into: no copy
+            steps.append(_Step("insert", values, [i], key))
         elif last.kind == "upsert" or (last.kind == "update" and kind == "update"):
-            last.values.update(values)
-            last.indices.append(i)
+            last.merge(values, i)
         else:
-            steps.append(_Step(kind, dict(values), [i], key))
-    levels: list = []  # per level: {(scope, kind, columns): [steps]}
+            steps.append(_Step(kind, values, [i], key))
+    levels: list = [{(scope, "insert", None): steps for scope, steps in first_inserts.items()}]
     for (scope, _key), steps in per_key.items():
+        if len(steps) == 1 and steps[0].kind == "insert":
+            continue  # already in its level-0 group
+        width = len(infos[scope].data_columns)
         for level, step in enumerate(steps):
+            if level == 0 and step.kind == "insert":
+                continue
             if level == len(levels):
                 levels.append({})
-            columns = frozenset(step.values) if step.kind != "insert" else None
+            # the steps of one group share their column set; a step setting every data
+            # column (a whole record) needs no set built to say so
+            columns = None if step.kind == "insert" else "*" if len(step.values) == width else frozenset(step.values)
             levels[level].setdefault((scope, step.kind, columns), []).append(step)
     return [(scope, kind, steps) for groups in levels for (scope, kind, _), steps in groups.items()]
 
