@@ -64,6 +64,28 @@ def test_insert_or_ignore_counts_what_was_really_inserted(db_url):
     assert [e["EventGUID"] for e in events] == ["g1", "g2", "g3"]
 
 
+@pytest.mark.parametrize("variables", [32766, 999])  # SQLite since 3.32, and before
+def test_sqlite_multi_row_inserts_count_across_statements(sqlite_url, monkeypatch, variables):
+    # on SQLite a group of rows goes out as multi-row VALUES statements of at most 500 rows
+    # and the variable limit; what each statement inserted must add up exactly
+    from uvctl.plugins.sql import write
+
+    monkeypatch.setattr(write, "_variable_limit", lambda conn: variables)
+    backend = _backend(sqlite_url)
+    events = [_n("QP_AppendEvent", {"Event": {"WorkItemHash": f"h{n % 7}", "EventGUID": f"g{n:05d}", "Seq": n + 1}})
+              for n in range(1300)]
+    items = [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": f"w{n}", "Priority": n % 3}}) for n in range(1200)]
+    first = host.dispatch(backend, events[:1100] + items[:700])
+    assert [a.get("AlreadyPresent") for a in first[:1100]] == [False] * 1100
+    mixed = events[::-1] + items  # 200 new events among 1100 sent before; 500 new items
+    second = host.dispatch(backend, mixed)
+    assert [a["AlreadyPresent"] for a in second[:1300]] == [n < 1100 for n in range(1300)][::-1]
+    rows = database_rows(sqlite_url)
+    assert sorted(e["EventGUID"] for e in rows["UVQueueWorkItemEvent"]) == [f"g{n:05d}" for n in range(1300)]
+    assert sorted((r["WorkItemHash"], r["Priority"]) for r in rows["UVQueueWorkItem"]) == sorted(
+        (f"w{n}", n % 3) for n in range(1200))
+
+
 def test_order_per_key_is_kept_inside_one_batch(db_url):
     backend = _backend(db_url)
     batch = [

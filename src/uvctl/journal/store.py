@@ -27,6 +27,7 @@ from pathlib import Path
 
 import orjson as _orjson
 
+from .. import multirow
 from ..actions import MANIFEST as MANIFEST_BRIDGE
 from ..actions import QUEUE as QUEUE_BRIDGE
 from ..actions import WRITE_ACTIONS, Action, bridge_of
@@ -300,13 +301,21 @@ class Journal:
 
     def _write_buffers(self) -> None:
         if self._tx_events:
-            self._conn.executemany(self._insert_event_sql, self._tx_events)
+            self._insert_rows(self._insert_event_sql, self._tx_events)
             self._tx_events = []
         if self._tx_log:
-            self._conn.executemany(
-                "INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)", self._tx_log
-            )
+            self._insert_rows("INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)",
+                              self._tx_log)
             self._tx_log = []
+
+    def _insert_rows(self, sql: str, rows: list) -> None:
+        """Run the single-row INSERT ``sql`` for every row: one row alone, more as multi-row statements."""
+        if len(rows) == 1:
+            self._conn.execute(sql, rows[0])
+            return
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        for text, flat in multirow.statements(sql, rows, limit):
+            self._conn.execute(text, flat)
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:
         name, s = action.name, action.settings

@@ -15,11 +15,13 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from operator import itemgetter
 
 import sqlalchemy as sa
 
+from ... import multirow
 from ...actions import envelope
 from .connect import descriptor_tables
 
@@ -257,6 +259,15 @@ def apply(conn, actions: list, infos: dict, results: list, indices: list) -> Non
                 results[i] = {"Available": True, "Success": True}  # envelope(True), one dict per action
 
 
+def _variable_limit(conn) -> int:
+    """How many ``?`` one SQLite statement may hold (999 before SQLite 3.32, 32766 since)."""
+    raw = conn.connection.dbapi_connection
+    try:
+        return raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # a driver other than the sqlite3 module
+        return 999
+
+
 def _settable(info: TableInfo, values: dict) -> list:
     """The columns of ``values`` an upsert or update sets (never the natural key)."""
     return sorted(c for c in values if c not in info.key)
@@ -292,10 +303,21 @@ class _Writer:
         if compiled.positional:
             order = compiled.positiontup
             pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+            if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
+                return self._sqlite_values(compiled.string, list(map(pick, rows)))
             params = list(map(pick, rows))
         else:
             params = rows
         return self.conn.exec_driver_sql(compiled.string, params).rowcount
+
+    def _sqlite_values(self, sql: str, params: list) -> int:
+        """SQLite: the single-row INSERT ``sql`` as multi-row statements (:mod:`uvctl.multirow`).
+
+        Rows of one call have distinct natural keys (:func:`plan`), so no row of a statement
+        conflicts with another of it, and the rows changed add up like executemany's.
+        """
+        limit = _variable_limit(self.conn)
+        return sum(self.conn.exec_driver_sql(text, flat).rowcount for text, flat in multirow.statements(sql, params, limit))
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
         """Whole rows: the record over the defaults. Journal records already are whole, and
