@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -85,6 +86,8 @@ def test_first_failing_batch_stops_the_run_and_the_next_run_resumes(pg_url, jour
         conn.execute(sa.text('ALTER TABLE "UVQueueWorkItem" ADD CONSTRAINT no_poison CHECK ("Status" <> \'Poison\')'))
     result = cli_runner(["flush", "--batch-size", "10"])
     assert result.exit_code == 1
+    # the next batch was being read ahead when this one failed: that read ended with the run
+    assert not [t for t in threading.enumerate() if t.name.startswith("uvctl-flush-read")]
     log = journal.read("Queue", 0, 10000)
     first = (bad_at // 10) * 10  # the failing batch starts here
     batch = f"seq {log[first].seq}..{log[min(first + 9, len(log) - 1)].seq} was refused"

@@ -167,20 +167,16 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
         entry = assignment.load()[bridge] or {}
         return _failed(result, f"the backend is not ready ({entry.get('State')}: {entry.get('LastError')}); "
                                f"see 'uvctl persistence status'")
-    after = result.FromSeq
-    with progress(total, f"flush {bridge}") as bar:
-        while True:
-            batch = journal.read(bridge, after, batch_size, upto_seq=end)
-            if not batch:
-                break
+    with progress(total, f"flush {bridge}") as bar, \
+            contextlib.closing(_read_ahead(journal, bridge, result.FromSeq, batch_size, end)) as batches:
+        for batch in batches:
             problem = _send(handle, batch, result)
             if problem is not None:
                 if isinstance(problem, BackendUnavailable):
                     report.unavailable = True
                 result.Pending = journal.count_after(bridge, result.HighWaterMark)
                 return _failed(result, str(problem))
-            after = batch[-1].seq
-            result.HighWaterMark = marks.advance(bridge, handle.identity, after)
+            result.HighWaterMark = marks.advance(bridge, handle.identity, batch[-1].seq)
             result.Batches += 1
             result.Sent += len(batch)
             bar.update(len(batch))
@@ -189,6 +185,25 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
     result.State = "flushed"
     result.Pending = journal.count_after(bridge, result.HighWaterMark)
     return result
+
+
+def _read_ahead(journal, bridge: str, after: int, batch_size: int, end: int):
+    """The journal's records of ``bridge`` in ``(after, end]``, a batch at a time.
+
+    The next batch is read in a worker thread while the caller sends this one, so reading
+    and decoding the journal overlap the backend's work (a database statement or an HTTP
+    request releases the GIL). Closing the generator waits for that read to end.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="uvctl-flush-read") as pool:
+        ahead = pool.submit(journal.read, bridge, after, batch_size, upto_seq=end)
+        while True:
+            batch = ahead.result()
+            if not batch:
+                return
+            ahead = pool.submit(journal.read, bridge, batch[-1].seq, batch_size, upto_seq=end)
+            yield batch
 
 
 def _send(handle, batch, result) -> Exception | None:
