@@ -58,6 +58,25 @@ def test_corrupt_state_file_is_an_error_naming_it(tmp_path):
         read_json(path)
 
 
+def test_a_state_file_changed_by_another_process_is_read_again(tmp_path):
+    # read_json keeps the last text it read while the file stays the same; any change made
+    # outside this process (a rename over it, an edit in place, a removal) is seen at once
+    path = tmp_path / "state.json"
+    write_json(path, {"n": 1})
+    assert read_json(path) == {"n": 1}
+    code = f"from uvctl.statefile import write_json; write_json({str(path)!r}, {{'n': 2}})"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert read_json(path) == {"n": 2}
+    with open(path, "r+", encoding="utf-8") as handle:  # same inode, same size, new content
+        text = handle.read().replace("2", "3")
+        handle.seek(0)
+        handle.write(text)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 1))
+    assert read_json(path) == {"n": 3}
+    path.unlink()
+    assert read_json(path, default="absent") == "absent"
+
+
 def test_secrets_are_masked():
     assert mask_url("postgresql://bob:s3cret@db/x") == "postgresql://bob:***@db/x"
     assert "s3cret" not in mask_secrets("failed: password=s3cret host=x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -14,7 +15,13 @@ FLUSH_LOCK_FILE = "flush.lock"
 
 def data_dir() -> Path:
     """``$UVCTL_DATA_DIR``, else the platformdirs user data directory for ``uvctl``."""
-    override = os.environ.get("UVCTL_DATA_DIR")
+    environ = os.environ
+    return _data_dir(environ.get("UVCTL_DATA_DIR"), environ.get("HOME"), environ.get("XDG_DATA_HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _data_dir(override: str | None, _home: str | None, _xdg_data_home: str | None) -> Path:
+    # cached per value of the variables it depends on: every bridge write asks for it
     if override:
         return Path(override).expanduser()
     import platformdirs

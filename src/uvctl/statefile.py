@@ -11,11 +11,15 @@ from pathlib import Path
 from .errors import UvctlError
 
 
+#: ``{path: (identity, text)}`` of the state files read so far; see :func:`_read_text`.
+_TEXTS: dict = {}
+
+
 def read_json(path: Path, default=None, what: str = "state file"):
     """Load ``path``; ``default`` when it does not exist; a clear error when it is corrupt."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return default
     except OSError as exc:
@@ -29,6 +33,28 @@ def read_json(path: Path, default=None, what: str = "state file"):
             f"{what} {path} is corrupt (line {exc.lineno} column {exc.colno}: {exc.msg}); "
             f"fix or remove it by hand"
         ) from exc
+
+
+def _read_text(path: Path) -> str:
+    """The text of ``path``, read again only when the file changed.
+
+    Every bridge write checks the assignment and the high-water mark, so reading both files
+    each time was a quarter of a write's cost. A state file only changes by being replaced
+    (:func:`write_json` renames a new file over it), so its inode, size and mtime tell
+    whether the text read last time is still the file's. (An edit in place that keeps the
+    size within one tick of the filesystem's clock would go unseen; nothing writes so.)
+    """
+    key = str(path)
+    info = os.stat(key)
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    cached = _TEXTS.get(key)
+    if cached is not None and cached[0] == identity:
+        return cached[1]
+    with open(key, encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())  # the identity of what is read, should it change meanwhile
+        text = handle.read()
+    _TEXTS[key] = ((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns), text)
+    return text
 
 
 def write_json(path: Path, data, what: str = "state file") -> None:
