@@ -154,7 +154,7 @@ def _pick(record: dict, allowed: frozenset) -> dict:
     Journal records are already projected, so the fast path is the common one; the result
     is shared with the action and must not be changed (steps copy before merging).
     """
-    if record.keys() <= allowed:
+    if allowed.issuperset(record):
         return record
     return {c: v for c, v in record.items() if c in allowed}
 
