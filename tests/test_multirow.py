@@ -29,3 +29,8 @@ def test_statements_insert_every_row_in_order_within_the_variable_limit(count, l
 def test_a_statement_without_values_is_refused():
     with pytest.raises(ValueError, match="no VALUES row"):
         list(multirow.statements("INSERT INTO t SELECT 1", [(1,)], 999))
+
+
+def test_variable_limit_reads_the_connection_and_falls_back_to_sqlites_oldest():
+    assert multirow.variable_limit(sqlite3.connect(":memory:")) >= 999
+    assert multirow.variable_limit(object()) == 999  # a driver without getlimit

@@ -7,10 +7,20 @@ the same single-row statement (one statement step instead of one per row; measur
 
 from __future__ import annotations
 
+import sqlite3
 from itertools import chain
 
 #: Rows per statement, unless the statement's variable limit allows fewer.
 ROWS_PER_STATEMENT = 500
+
+
+def variable_limit(connection) -> int:
+    """How many ``?`` one statement on the DB-API ``connection`` may hold (999 before
+    SQLite 3.32, 32766 since); 999 for a driver other than the sqlite3 module."""
+    try:
+        return connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:
+        return 999
 
 
 def split_values(sql: str) -> tuple[str, str, str]:

@@ -68,9 +68,9 @@ def test_insert_or_ignore_counts_what_was_really_inserted(db_url):
 def test_sqlite_multi_row_inserts_count_across_statements(sqlite_url, monkeypatch, variables):
     # on SQLite a group of rows goes out as multi-row VALUES statements of at most 500 rows
     # and the variable limit; what each statement inserted must add up exactly
-    from uvctl.plugins.sql import write
+    from uvctl import multirow
 
-    monkeypatch.setattr(write, "_variable_limit", lambda conn: variables)
+    monkeypatch.setattr(multirow, "variable_limit", lambda connection: variables)
     backend = _backend(sqlite_url)
     events = [_n("QP_AppendEvent", {"Event": {"WorkItemHash": f"h{n % 7}", "EventGUID": f"g{n:05d}", "Seq": n + 1}})
               for n in range(1300)]

@@ -313,8 +313,7 @@ class Journal:
         if len(rows) == 1:
             self._conn.execute(sql, rows[0])
             return
-        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        for text, flat in multirow.statements(sql, rows, limit):
+        for text, flat in multirow.statements(sql, rows, multirow.variable_limit(self._conn)):
             self._conn.execute(text, flat)
 
     def _apply_one(self, action: Action, stamp: str, reimport: bool) -> Recorded:

@@ -15,7 +15,6 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -259,15 +258,6 @@ def apply(conn, actions: list, infos: dict, results: list, indices: list) -> Non
                 results[i] = {"Available": True, "Success": True}  # envelope(True), one dict per action
 
 
-def _variable_limit(conn) -> int:
-    """How many ``?`` one SQLite statement may hold (999 before SQLite 3.32, 32766 since)."""
-    raw = conn.connection.dbapi_connection
-    try:
-        return raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    except AttributeError:  # a driver other than the sqlite3 module
-        return 999
-
-
 def _settable(info: TableInfo, values: dict) -> list:
     """The columns of ``values`` an upsert or update sets (never the natural key)."""
     return sorted(c for c in values if c not in info.key)
@@ -303,9 +293,9 @@ class _Writer:
         if compiled.positional:
             order = compiled.positiontup
             pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
-            if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
-                return self._sqlite_values(compiled.string, list(map(pick, rows)))
             params = list(map(pick, rows))
+            if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
+                return self._sqlite_values(compiled.string, params)
         else:
             params = rows
         return self.conn.exec_driver_sql(compiled.string, params).rowcount
@@ -316,7 +306,7 @@ class _Writer:
         Rows of one call have distinct natural keys (:func:`plan`), so no row of a statement
         conflicts with another of it, and the rows changed add up like executemany's.
         """
-        limit = _variable_limit(self.conn)
+        limit = multirow.variable_limit(self.conn.connection.dbapi_connection)
         return sum(self.conn.exec_driver_sql(text, flat).rowcount for text, flat in multirow.statements(sql, params, limit))
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
