@@ -193,7 +193,7 @@ def plan(actions: list, infos: dict, results: list, indices: list) -> list:
         if type(first) is str and first and (found[3] is None or type(record.get(found[3])) is int):
             spec = found[0]
             key = (first,) if found[3] is None else (first, record[found[3]])
-            values = record if found[4].issuperset(record) else {c: v for c, v in record.items() if c in found[4]}
+            values = _pick(record, found[4])
         else:
             spec = WRITES[action.name]
             try:
