@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Journal append throughput: single durable calls and batched calls.
 
-    .venv/bin/python benchmarks/bench_journal_append.py [--single 3000] [--batched 100000] [--batch 1000]
+    .venv/bin/python benchmarks/bench_journal_append.py [--single 3000] [--batched 100000] [--batch 1000] [--threads 8]
 
 Targets (issue 3): 5,000 single durable appends/s and 50,000 batched records/s.
 Prints, per synchronous mode (FULL = fsync per commit, survives power loss; NORMAL = survives
@@ -9,6 +9,8 @@ a process crash / kill -9), the rate of:
 
 - ``record``: one pre-normalized event per ``Journal.record`` call (one transaction each);
 - ``bridge``: ``QueueBridge.append_event`` end to end (normalize + journal, no backend);
+- ``threads``: ``--threads`` threads sharing one journal, each making single ``Journal.record``
+  calls (group commit: calls waiting for a commit share the next one and its fsync);
 - ``batched``: ``Journal.record_many`` of ``--batch`` records per transaction;
 - ``disk floor``: the disk's own durable writes (8 KiB pwrite + fdatasync, preallocated file);
 - ``fsync floor``: bare one-row commits on the same disk, the ceiling for single FULL calls.
@@ -94,7 +96,32 @@ class Clock:
         self.cpu += time.process_time() - self._cpu
 
 
-def run(mode: str, single: int, batched: int, batch: int) -> dict:
+def concurrent(journal, count: int, threads: int) -> tuple:
+    """``count`` single record calls spread over ``threads`` threads sharing ``journal``."""
+    import threading
+
+    per = count // threads
+    actions = [normalize_action("QP_AppendEvent", {"Event": event(i)}) for i in range(per * threads)]
+    errors: list = []
+
+    def work(k: int) -> None:
+        try:
+            for action in actions[k * per:(k + 1) * per]:
+                journal.record(action)
+        except Exception as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    with Clock() as clock:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert not errors and journal.last_seq() == per * threads, errors
+    return rate(per * threads, clock.wall), rate(per * threads, clock.cpu)
+
+
+def run(mode: str, single: int, batched: int, batch: int, threads: int = 8) -> dict:
     from uvctl.bridge import QueueBridge
 
     with tempfile.TemporaryDirectory(prefix="uvctl-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -108,6 +135,8 @@ def run(mode: str, single: int, batched: int, batch: int) -> dict:
                 for action in actions:
                     journal.record(action)
             out["record"] = (rate(single, clock.wall), rate(single, clock.cpu))
+        with Journal.open(folder / "threads.sqlite", synchronous=mode) as journal:
+            out["threads"] = concurrent(journal, single, threads)
         with Journal.open(folder / "bridge.sqlite", synchronous=mode) as journal, QueueBridge(journal) as bridge:
             with Clock() as clock:
                 for i in range(single):
@@ -129,16 +158,18 @@ def main(argv=None) -> int:
     parser.add_argument("--single", type=int, default=3000, help="single calls per measurement (default 3000)")
     parser.add_argument("--batched", type=int, default=100_000, help="records for the batched measurement (default 100000)")
     parser.add_argument("--batch", type=int, default=1000, help="records per record_many call (default 1000)")
+    parser.add_argument("--threads", type=int, default=8, help="threads sharing one journal (default 8)")
     args = parser.parse_args(argv)
     print(f"journal append: {args.single} single calls, {args.batched} batched records in batches of {args.batch}")
     for mode in ("full", "normal"):
-        figures = run(mode, args.single, args.batched, args.batch)
+        figures = run(mode, args.single, args.batched, args.batch, args.threads)
         print(f"synchronous={mode.upper()}")
         if "disk floor" in figures:
             print(f"  disk floor (8 KiB pwrite+fdatasync){figures['disk floor']:>9,.0f} /s   "
                   f"ratio to the single target {figures['disk floor'] / TARGET_SINGLE:.2f}")
         print(f"  fsync floor (bare 1-row commits)  {figures['fsync floor']:>10,.0f} /s")
         for key, label, target in (("record", "record (1 event per transaction)", TARGET_SINGLE),
+                                   ("threads", f"{args.threads:>2} threads, single calls      ", TARGET_SINGLE),
                                    ("bridge", "bridge append_event (normalize+)", TARGET_SINGLE),
                                    ("batched", "batched record_many             ", TARGET_BATCHED)):
             wall, cpu = figures[key]

@@ -64,3 +64,116 @@ def test_read_stops_at_upto_seq_and_decodes_every_settings(tmp_path):
         assert journal.read("Queue", 6, 100) == []
         assert [(a.name, a.settings) for a in journal.read("Queue", 0, 100)] == [(a.name, a.settings) for a in written[:6]]
         assert journal.read("Manifest", 0, 100)[0].settings == written[6].settings
+
+
+def test_threads_sharing_one_journal_all_commit_with_distinct_contiguous_seqs(tmp_path):
+    """Bridges in several threads may share one Journal: no write may fail or reuse a seq."""
+    import threading
+
+    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+        done, errors = [], []
+
+        def writer(k: int) -> None:
+            try:
+                for n in range(150):
+                    action = normalize_action("QP_AppendEvent", {"Event": {"WorkItemHash": f"wi-{n % 3}", "EventType": f"t{k}"}})
+                    done.append(journal.apply([action])[0])
+            except Exception as exc:  # reported below: a thread's exception is otherwise lost
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(r.action.seq for r in done) == list(range(1, 601))
+        assert sorted(r.previous for r in done) == list(range(0, 600))  # each record's previous is the seq before it
+        assert [a.seq for a in journal.read("Queue", 0, 1000)] == list(range(1, 601))
+        for item in ("wi-0", "wi-1", "wi-2"):
+            assert [e["Seq"] for e in journal.get_events(item, 1000)] == list(range(1, 201))
+
+
+def test_calls_waiting_for_a_commit_are_written_together_and_fail_alone(tmp_path):
+    """Calls queued behind a commit in progress share the next one (group commit); a call
+    that fails there leaves the others of its group journaled, with contiguous seqs."""
+    import threading
+    import time
+
+    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+        outcome: dict = {}
+
+        def call(name: str, actions: list) -> None:
+            try:
+                outcome[name] = [r.action.seq for r in journal.apply(actions)]
+            except Exception as exc:
+                outcome[name] = exc
+
+        bad = [_event(1), normalize_action("QP_GetWorkItemByHash", {"WorkItemHash": "wi-0"})]
+        journal._lock.acquire()  # holds the first caller inside its commit
+        try:
+            first = threading.Thread(target=call, args=("first", [_event(0)]))
+            first.start()
+            deadline = time.monotonic() + 10
+            while not journal._leading and time.monotonic() < deadline:
+                time.sleep(0.01)
+            others = [threading.Thread(target=call, args=(name, actions))
+                      for name, actions in (("bad", bad), ("good", [_event(2), _manifest(3)]))]
+            for thread in others:
+                thread.start()
+            while len(journal._queue) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(journal._queue) == 2  # both wait for the next commit
+        finally:
+            journal._lock.release()
+        for thread in [first, *others]:
+            thread.join(10)
+        assert outcome["first"] == [1]
+        assert "only write actions can be journaled" in str(outcome["bad"])
+        assert outcome["good"] == [2, 3]
+        assert journal.last_seq() == 3
+        assert [e["EventType"] for e in journal.get_events("wi-0")] == ["x", "x"]  # events 0 and 2, not 1
+        assert journal.get_events("wi-1") == []
+        assert journal.get_manifest("run-3") is not None
+
+
+def test_a_call_interrupted_while_waiting_for_a_commit_is_not_written_and_blocks_nobody(tmp_path):
+    """Ctrl-C (here a signal whose handler raises) while a call waits behind another thread's
+    commit: that call is dropped from the queue, and later calls still commit."""
+    import signal
+    import threading
+    import time
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+        outcome: dict = {}
+        journal._lock.acquire()  # holds another thread's commit until the interrupt is over
+        previous = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            leader = threading.Thread(target=lambda: outcome.setdefault("leader", journal.apply([_event(0)])))
+            leader.start()
+            deadline = time.monotonic() + 10
+            while not journal._leading and time.monotonic() < deadline:
+                time.sleep(0.01)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                journal.apply([_event(1)])  # waits behind the leader until the signal
+            except Interrupted:
+                outcome["main"] = "interrupted"
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            journal._lock.release()
+        leader.join(10)
+        assert outcome["main"] == "interrupted"
+        assert [r.action.seq for r in outcome["leader"]] == [1]
+        later = threading.Thread(target=lambda: outcome.setdefault("later", journal.apply([_event(2)])), daemon=True)
+        later.start()
+        later.join(10)
+        assert [r.action.seq for r in outcome.get("later", [])] == [2]  # not blocked, and event 1 never written
+        assert journal.get_events("wi-1") == []

@@ -102,6 +102,11 @@ class Journal:
         #: ``(data_version, next seq, {bridge: last seq})`` as our last write left them; see
         #: :meth:`_start_numbering`. None when unknown.
         self._seq_cache = None
+        # group commit (see apply): the requests waiting for the next commit, and whether a
+        # thread is writing one now
+        self._queue: list = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -207,12 +212,136 @@ class Journal:
         ``QP_UpdateAttemptOutcome`` of the differing columns (a source re-read later).
         ``source_keys`` (one string per action) names where each action came from: an
         action whose key was imported before is skipped (outcome ``already-imported``).
+
+        Threads sharing this journal are committed together (group commit): calls that
+        arrive while a commit is being written wait for it, then share the next commit and
+        its fsync. Each call stays all or nothing and sees only its own error.
         """
         actions = list(actions)
         keys = list(source_keys) if source_keys is not None else [None] * len(actions)
-        out: list[Recorded] = []
-        self.apply_stream(zip(actions, keys), reimport=reimport, sink=out.append)
-        return out
+        request = _Request(list(zip(actions, keys)), reimport)
+        with self._queue_lock:
+            self._queue.append(request)
+            follow = self._leading
+            if follow:
+                request.wake = threading.Lock()
+                request.wake.acquire()
+            self._leading = True
+        if follow:
+            try:
+                request.wake.acquire()  # released when our group is written, or when it is our turn to lead
+            except BaseException:  # a signal (Ctrl-C) while waiting
+                self._abandon(request)
+                raise
+        if not request.done:
+            self._lead()
+        if request.error is not None:
+            raise request.error
+        return request.results
+
+    def _lead(self) -> None:
+        """Write everything queued as one group, then pass the lead to the first call that
+        queued meanwhile (only the threads that must wake are woken)."""
+        with self._queue_lock:
+            group, self._queue = self._queue, []
+        try:
+            self._commit_group(group)
+        finally:
+            with self._queue_lock:
+                for request in group:
+                    request.done = True
+                    if request.wake is not None:
+                        request.wake.release()
+                self._pass_lead()
+
+    def _pass_lead(self) -> None:
+        """Wake the first queued call to lead the next group, or mark that nobody leads.
+        Called with the queue lock held."""
+        if self._queue:
+            self._queue[0].leads = True
+            self._queue[0].wake.release()
+        else:
+            self._leading = False
+
+    def _abandon(self, request: "_Request") -> None:
+        """A waiting call was interrupted: take it out of the queue unless a group already holds
+        it, and pass the lead on if it had just been given the lead."""
+        with self._queue_lock:
+            if request.done or not any(queued is request for queued in self._queue):
+                return  # written (or being written) by a group: nothing to undo
+            self._queue.remove(request)
+            if request.leads:
+                self._pass_lead()
+
+    def _commit_group(self, group: list) -> None:
+        """Write every request of ``group`` in one transaction (savepoints keep them apart)."""
+        try:
+            with self._transaction() as tx:
+                self._begin_numbering(tx)
+                if len(group) == 1:  # alone: any error rolls back the transaction, as a plain call
+                    results = []
+                    self._apply_pairs(group[0].pairs, group[0].reimport, results.append)
+                    group[0].results = results
+                elif not self._apply_together(group):
+                    for request in group:
+                        self._apply_request(tx, request)
+        except BaseException as exc:
+            for request in group:
+                if request.error is None:
+                    request.results = None
+                    request.error = exc if isinstance(exc, Exception) or request is group[0] else UvctlError(
+                        f"the journal write was interrupted ({type(exc).__name__}); nothing was journaled")
+            if not isinstance(exc, Exception):
+                raise
+
+    def _apply_together(self, group: list) -> bool:
+        """The whole group as one pass (one set of queries and inserts); False, with nothing
+        written, when any of it fails: then each request is written on its own."""
+        if len({request.reimport for request in group}) != 1:
+            return False
+        saved = self._numbering_state()
+        self._conn.execute("SAVEPOINT together")
+        results: list = []
+        try:
+            self._apply_pairs([pair for request in group for pair in request.pairs], group[0].reimport, results.append)
+        except Exception:
+            self._conn.execute("ROLLBACK TO together")
+            self._conn.execute("RELEASE together")
+            self._restore_numbering(saved)
+            return False
+        self._conn.execute("RELEASE together")
+        start = 0
+        for request in group:  # one Recorded per pair, in order
+            request.results = results[start:start + len(request.pairs)]
+            start += len(request.pairs)
+        return True
+
+    def _numbering_state(self) -> tuple:
+        return self._tx_next_seq, dict(self._tx_last_seq), dict(self._tx_known_last)
+
+    def _restore_numbering(self, saved: tuple) -> None:
+        """Undo the numbering of writes rolled back to a savepoint (:meth:`_numbering_state`)."""
+        self._tx_next_seq, last, known = saved
+        self._tx_last_seq = last
+        self._tx_known_last.clear()  # the very dict _begin_numbering's cache refers to
+        self._tx_known_last.update(known)
+        self._tx_log, self._tx_events = [], []
+
+    def _apply_request(self, tx: "_Transaction", request: "_Request") -> None:
+        """One request of a group, inside a savepoint: on failure only its own writes are undone."""
+        saved = self._numbering_state()
+        self._conn.execute("SAVEPOINT grouped")
+        results: list = []
+        try:
+            self._apply_pairs(request.pairs, request.reimport, results.append)
+        except Exception as exc:
+            self._conn.execute("ROLLBACK TO grouped")
+            self._conn.execute("RELEASE grouped")
+            self._restore_numbering(saved)
+            request.error = tx._failed(exc) if isinstance(exc, sqlite3.Error) else exc
+            return
+        self._conn.execute("RELEASE grouped")
+        request.results = results
 
     def apply_stream(self, pairs, reimport: bool = False, sink=None) -> dict:
         """Journal ``(action, source_key)`` pairs from any iterable, all in one transaction.
@@ -221,37 +350,51 @@ class Journal:
         transaction, and anything it raises rolls everything back. ``sink`` receives each
         :class:`Recorded`. Returns ``{"Outcomes": {outcome: n}, "FirstSeq", "LastSeq"}``.
         """
+        with self._transaction() as tx:
+            self._begin_numbering(tx)
+            return self._apply_pairs(pairs, reimport, sink)
+
+    def _begin_numbering(self, tx: "_Transaction") -> None:
+        """Start a write transaction's numbering; the seq cache is renewed when ``tx`` commits."""
+        # Taken under the transaction's lock: another thread sharing this journal may have
+        # committed since (data_version does not change for our own connection's commits).
+        cached, self._seq_cache = self._seq_cache, None  # unknown until this transaction commits
+        self._tx_stamp = now_iso()
+        self._tx_last_seq, self._tx_log, self._tx_events = {}, [], []
+        version, known = self._start_numbering(cached)
+
+        def committed():
+            self._seq_cache = (version, self._tx_next_seq, {**known, **self._tx_last_seq})
+
+        tx.on_commit = committed
+
+    def _apply_pairs(self, pairs, reimport: bool, sink) -> dict:
+        """Journal ``(action, source_key)`` pairs inside the open write transaction."""
         outcomes: dict = {}
         first = last = None
         pairs = iter(pairs)
-        cached, self._seq_cache = self._seq_cache, None  # unknown until this transaction commits
-        with self._transaction():
-            stamp = now_iso()
-            self._tx_last_seq, self._tx_log, self._tx_events = {}, [], []
-            numbering = self._start_numbering(cached)
-            while True:
-                chunk = list(itertools.islice(pairs, _CHUNK))
-                if not chunk:
-                    break
-                self._prefetch_events(chunk)
-                for action, key in chunk:
-                    if action.name not in _BRIDGE_OF:
-                        raise UsageError(f"{action.name} is a read; only write actions can be journaled")
-                    if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
-                        done = Recorded(action, "already-imported")
-                    else:
-                        done = self._apply_one(action, stamp, reimport)
-                        if key is not None:
-                            self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
-                    outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
-                    if done.logged:
-                        first = done.action.seq if first is None else first
-                        last = done.action.seq
-                    if sink is not None:
-                        sink(done)
-                self._write_buffers()
-        version, known = numbering
-        self._seq_cache = (version, self._tx_next_seq, {**known, **self._tx_last_seq})
+        stamp = self._tx_stamp
+        while True:
+            chunk = list(itertools.islice(pairs, _CHUNK))
+            if not chunk:
+                break
+            self._prefetch_events(chunk)
+            for action, key in chunk:
+                if action.name not in _BRIDGE_OF:
+                    raise UsageError(f"{action.name} is a read; only write actions can be journaled")
+                if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
+                    done = Recorded(action, "already-imported")
+                else:
+                    done = self._apply_one(action, stamp, reimport)
+                    if key is not None:
+                        self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
+                outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
+                if done.logged:
+                    first = done.action.seq if first is None else first
+                    last = done.action.seq
+                if sink is not None:
+                    sink(done)
+            self._write_buffers()
         return {"Outcomes": dict(sorted(outcomes.items())), "FirstSeq": first, "LastSeq": last}
 
     def _start_numbering(self, cached) -> tuple:
@@ -445,8 +588,8 @@ class Journal:
         """Delete the log rows of ``bridge`` with ``seq <= upto_seq``; the state stays."""
         if bridge not in BRIDGES:
             raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
-        self._seq_cache = None
         with self._transaction():
+            self._seq_cache = None
             before = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).fetchone()[0]
             deleted = self._conn.execute("DELETE FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).rowcount
             if before is not None:
@@ -544,11 +687,25 @@ class Journal:
         }
 
 
+class _Request:
+    """One :meth:`Journal.apply` call waiting for (or in) a group commit."""
+
+    __slots__ = ("pairs", "reimport", "done", "results", "error", "wake", "leads")
+
+    def __init__(self, pairs: list, reimport: bool):
+        self.pairs, self.reimport = pairs, reimport
+        self.done, self.results, self.error = False, None, None
+        self.wake = None  # a held lock a waiting thread blocks on; released to wake it
+        self.leads = False  # set when the lead is passed to this call
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error), under the journal's lock."""
 
     def __init__(self, journal: Journal):
         self.journal = journal
+        #: Called after a successful COMMIT, still under the journal's lock.
+        self.on_commit = None
 
     def __enter__(self):
         self.journal._lock.acquire()
@@ -571,6 +728,8 @@ class _Transaction:
             if exc_type is None:
                 try:
                     conn.execute("COMMIT")
+                    if self.on_commit is not None:
+                        self.on_commit()
                     return False
                 except sqlite3.Error as commit_error:
                     exc_type, exc = type(commit_error), commit_error
