@@ -253,6 +253,12 @@ REVIEWED_SQL_INTERPOLATIONS = {
     "c": "a column: patch keys normalized to schema columns (store._update) or natural-key columns",
     "', '.join(('?' for _ in flt['Status']))": "'?' placeholders, one per Status value (bound)",
     "t": "a table name of the fixed _QUEUE_TABLES of the data-dir import (journal/sources/datadir.py)",
+    "stage": "'uvctl_stage_' and a CRC32 in hex (plugins/sql/staging.py)",
+    "stage_columns": "quoted column names, each matched by \\w+ in the INSERT that SQLAlchemy compiled",
+    "target_table": "the table name as SQLAlchemy's compiled INSERT quotes it",
+    "insert_head": "the INSERT INTO part of a statement SQLAlchemy compiled",
+    "insert_tail": "the ON CONFLICT part of a statement SQLAlchemy compiled",
+    "select_list": "the VALUES row SQLAlchemy compiled, its binds replaced by the staging columns of the same names",
 }
 #: SQL statements (by their first word) and SQL fragments (a bound comparison, an IN list).
 _SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|SET|WITH)\s|=\s*\?|\bIN\s*\(")

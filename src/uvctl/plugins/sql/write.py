@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from ... import multirow
 from ...actions import envelope
+from . import staging
 from .connect import descriptor_tables
 
 WORK_ITEM, EVENT, ATTEMPT, MANIFEST = "UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest"
@@ -296,6 +297,8 @@ class _Writer:
             params = list(map(pick, rows))
             if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
                 return self._sqlite_values(compiled.string, params)
+        elif self.dialect == "postgresql" and compiled.isinsert and len(rows) >= staging.MIN_ROWS:
+            return staging.staged_insert(self.conn, stmt, compiled.string, rows)
         else:
             params = rows
         return self.conn.exec_driver_sql(compiled.string, params).rowcount
@@ -336,7 +339,9 @@ class _Writer:
         else:
             insert = sa.insert
         stamps = {c: sa.func.current_timestamp() for c in (info.create_col, info.update_col) if c}
-        return insert(info.table).values(stamps) if stamps else insert(info.table)
+        # inline: no RETURNING of the new ID (PostgreSQL would send back a row per insert)
+        stmt = insert(info.table).inline()
+        return stmt.values(stamps) if stamps else stmt
 
     def existing(self, info: TableInfo, keys) -> set:
         """The subset of ``keys`` already stored (any Deleted state)."""
