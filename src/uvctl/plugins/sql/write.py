@@ -15,7 +15,7 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 
 import sqlalchemy as sa
@@ -34,6 +34,8 @@ KEYS = {
 }
 _PAGE = 1000  # keys per look-up statement
 _RAW_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
+#: Statements kept per table before the cache starts over (patches of many column sets).
+_STATEMENTS_KEPT = 256
 
 
 class InvalidAction(Exception):
@@ -74,6 +76,8 @@ class TableInfo:
     update_col: str | None
     deleted_col: str | None
     id_col: str | None
+    #: Statements built and compiled for this table, by shape (see ``_Writer._statement``).
+    statements: dict = field(default_factory=dict)
 
 
 def table_infos(tables: dict) -> dict:
@@ -277,23 +281,19 @@ class _Writer:
         self.dialect = conn.dialect.name
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
 
-    def _many(self, stmt, rows: list) -> int:
-        """Execute ``stmt`` once per row, as the driver's executemany; the rows it changed
-        (-1 when the driver cannot tell).
+    def _many(self, info: TableInfo, shape: tuple, build, rows: list) -> int:
+        """Execute the statement ``build()`` makes once per row, as the driver's executemany;
+        the rows it changed (-1 when the driver cannot tell).
 
         On the dialects uvctl tests (SQLite, PostgreSQL, MySQL/MariaDB) the statement is compiled
         once and the rows go to the driver as they are: they only hold str, int, float, bool and
         None, which these drivers bind natively, so SQLAlchemy's per-row parameter processing
         (a third of a flush's CPU) is skipped. Elsewhere SQLAlchemy runs it as usual.
         """
-        if self.dialect not in _RAW_DIALECTS:
+        stmt, compiled, pick = self._statement(info, shape, build, rows[0])
+        if compiled is None:
             return self.conn.execute(stmt, rows).rowcount
-        compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(rows[0]))
-        if compiled.escaped_bind_names:  # column names the driver cannot take as they are
-            return self.conn.execute(stmt, rows).rowcount
-        if compiled.positional:
-            order = compiled.positiontup
-            pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+        if pick is not None:
             params = list(map(pick, rows))
             if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
                 return self._sqlite_values(compiled.string, params)
@@ -302,6 +302,27 @@ class _Writer:
         else:
             params = rows
         return self.conn.exec_driver_sql(compiled.string, params).rowcount
+
+    def _statement(self, info: TableInfo, shape: tuple, build, first_row: dict) -> tuple:
+        """``(statement, compiled or None, row -> positional parameters or None)`` for the
+        statement of ``shape`` over rows keyed like ``first_row``, kept on ``info``: a flush
+        makes the same few statements batch after batch, and building and compiling one costs
+        as much as writing hundreds of rows."""
+        key = (shape, tuple(first_row))
+        found = info.statements.get(key)
+        if found is None:
+            stmt, compiled, pick = build(), None, None
+            if self.dialect in _RAW_DIALECTS:
+                compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(first_row))
+                if compiled.escaped_bind_names:  # column names the driver cannot take as they are
+                    compiled = None
+                elif compiled.positional:
+                    order = compiled.positiontup
+                    pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+            if len(info.statements) >= _STATEMENTS_KEPT:
+                info.statements.clear()
+            found = info.statements[key] = (stmt, compiled, pick)
+        return found
 
     def _sqlite_values(self, sql: str, params: list) -> int:
         """SQLite: the single-row INSERT ``sql`` as multi-row statements (:mod:`uvctl.multirow`).
@@ -376,9 +397,8 @@ class _Writer:
         if self.on_conflict and info.id_col:
             id_col = info.table.c[info.id_col]
             before = self.conn.execute(sa.select(sa.func.max(id_col))).scalar() or 0
-            stmt = self._insert(info).on_conflict_do_nothing(index_elements=list(info.key))
             keys = {step.key for step in steps}
-            if self._many(stmt, self._insert_rows(info, steps)) == len(steps):
+            if self._many(info, ("insert",), lambda: self._insert_ignoring(info), self._insert_rows(info, steps)) == len(steps):
                 return keys
             columns = [info.table.c[name] for name in info.key]
             since = self.conn.execute(sa.select(*columns).where(id_col > before))
@@ -386,11 +406,14 @@ class _Writer:
         present = self.existing(info, [step.key for step in steps])
         fresh = [step for step in steps if step.key not in present]
         if fresh:
-            stmt = self._insert(info, dialect_specific=self.on_conflict)
-            if self.on_conflict:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(info.key))
-            self._many(stmt, self._insert_rows(info, fresh))
+            self._many(info, ("insert",), lambda: self._insert_ignoring(info), self._insert_rows(info, fresh))
         return {step.key for step in fresh}
+
+    def _insert_ignoring(self, info: TableInfo):
+        """An INSERT that skips an existing natural key where the dialect can say so."""
+        if not self.on_conflict:
+            return self._insert(info, dialect_specific=False)
+        return self._insert(info).on_conflict_do_nothing(index_elements=list(info.key))
 
     def upsert(self, info: TableInfo, steps) -> None:
         """One-statement upsert by natural key: insert with defaults, else set the given columns."""
@@ -399,15 +422,8 @@ class _Writer:
         if not assigned:
             self.insert_missing(info, steps)
             return
-        if self.on_conflict:
-            stmt = self._insert(info)
-            stmt = stmt.on_conflict_do_update(index_elements=list(info.key),
-                                              set_={c: stmt.excluded[c] for c in assigned})
-            self._many(stmt, rows)
-        elif self.dialect in ("mysql", "mariadb"):
-            stmt = self._insert(info)
-            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in assigned})
-            self._many(stmt, rows)
+        if self.on_conflict or self.dialect in ("mysql", "mariadb"):
+            self._many(info, ("upsert", tuple(assigned)), lambda: self._upsert_statement(info, assigned), rows)
         else:  # no portable upsert construct (MSSQL, ...): look up, then update + insert
             present = self.existing(info, [step.key for step in steps])
             old = [step for step in steps if step.key in present]
@@ -417,17 +433,26 @@ class _Writer:
             if fresh:
                 self.conn.execute(self._insert(info, dialect_specific=False), fresh)
 
+    def _upsert_statement(self, info: TableInfo, assigned: list):
+        stmt = self._insert(info)
+        if self.on_conflict:
+            return stmt.on_conflict_do_update(index_elements=list(info.key), set_={c: stmt.excluded[c] for c in assigned})
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in assigned})
+
     def update(self, info: TableInfo, steps) -> None:
         """``UPDATE ... SET <columns> WHERE <natural key>`` for every step, as one executemany."""
         table = info.table
         columns = _settable(info, steps[0].values)
-        values = {c: sa.bindparam(f"v_{c}") for c in columns}
-        if info.update_col:
-            values[info.update_col] = sa.func.current_timestamp()
-        stmt = table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}") for k in info.key]).values(values)
+
+        def build():
+            values = {c: sa.bindparam(f"v_{c}") for c in columns}
+            if info.update_col:
+                values[info.update_col] = sa.func.current_timestamp()
+            return table.update().where(*[table.c[k] == sa.bindparam(f"k_{k}") for k in info.key]).values(values)
+
         rows = []
         for step in steps:
             row = {f"v_{c}": step.values[c] for c in columns}
             row.update({f"k_{k}": v for k, v in zip(info.key, step.key)})
             rows.append(row)
-        self._many(stmt, rows)
+        self._many(info, ("update", tuple(columns)), build, rows)
