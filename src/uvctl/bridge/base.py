@@ -28,6 +28,8 @@ class BridgeBase:
     bridge = ""  # "Queue" or "Manifest"
 
     def __init__(self, journal: Journal | None = None):
+        """``journal`` defaults to the data dir's, opened on first use. Threads should give
+        their bridges one shared Journal: concurrent writes then share commits (group commit)."""
         self._journal = journal
         self._owns_journal = journal is None
 
