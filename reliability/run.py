@@ -1,6 +1,6 @@
 """Run the reliability trials and write their figures.
 
-    .venv/bin/python -m reliability.run                 # everything (about 30 minutes on 2 cores)
+    .venv/bin/python -m reliability.run                 # everything (10 to 30 minutes on 2 cores)
     .venv/bin/python -m reliability.run crash-sqlite network-meadow --trials 5 --records 2000
 
 Trials: crash-sqlite, crash-postgres, crash-import, network-meadow, network-mesh, network-postgres,
@@ -33,10 +33,10 @@ def run_trial(name: str, work: Path, args) -> dict:
     n = args.trials
     if name == "crash-sqlite":
         return crash.flush_trials(work, lambda i: f"sqlite:///{work}/target-{i}.sqlite", trials=n,
-                                  records=args.crash_records, seed=args.seed)
+                                  records=args.crash_records, batch_size=args.crash_batch_size, seed=args.seed)
     if name == "crash-postgres":
         return crash.flush_trials(work, lambda i: procs.create_pg_database(), procs.drop_pg_database, trials=n,
-                                  records=args.crash_records, seed=args.seed + 1)
+                                  records=args.crash_records, batch_size=args.crash_batch_size, seed=args.seed + 1)
     if name == "crash-import":
         return crash.import_trials(work, trials=n, records=args.crash_records * 2, seed=args.seed + 2)
     if name == "network-meadow":
@@ -88,6 +88,8 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=10000, help="records of the network-fault flushes")
     parser.add_argument("--rate", type=float, default=0.2, help="fault rate of the network trials (default 0.2)")
     parser.add_argument("--batch-size", type=int, default=100, help="flush batch size of the network trials")
+    parser.add_argument("--crash-batch-size", type=int, default=50,
+                        help="flush batch size of the crash trials (1000 or more puts PostgreSQL's COPY path under the kill)")
     parser.add_argument("--max-runs", type=int, default=2000, help="flush runs allowed per network trial")
     parser.add_argument("--items", type=int, default=150, help="work items per writer in the concurrency trial")
     parser.add_argument("--seed", type=int, default=20261126)
