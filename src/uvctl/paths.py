@@ -29,6 +29,18 @@ def _data_dir(override: str | None, _home: str | None, _xdg_data_home: str | Non
     return Path(platformdirs.user_data_dir("uvctl", appauthor=False))
 
 
+def data_file(name: str) -> Path:
+    """``<data dir>/<name>``; the same Path object while the data dir stays the same."""
+    return _data_file(data_dir(), name)
+
+
+@functools.lru_cache(maxsize=32)
+def _data_file(folder: Path, name: str) -> Path:
+    # every bridge write looks up the assignment and mark files: joining paths costs more
+    # than the cached read of the files themselves
+    return folder / name
+
+
 def ensure_data_dir() -> Path:
     """The data directory, created (mode 0700) when missing."""
     path = data_dir()

@@ -17,7 +17,8 @@ _TEXTS: dict = {}
 
 def read_json(path: Path, default=None, what: str = "state file"):
     """Load ``path``; ``default`` when it does not exist; a clear error when it is corrupt."""
-    path = Path(path)
+    if not isinstance(path, Path):
+        path = Path(path)
     try:
         text = _read_text(path)
     except FileNotFoundError:

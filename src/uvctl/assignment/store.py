@@ -24,9 +24,9 @@ ENTRY_FIELDS = ("BeaconID", "IDBeaconConnection", "AssignedAt", "Backend", "Opti
 
 def path() -> Path:
     """``<data dir>/persistence-assignment.json``."""
-    from ..paths import ASSIGNMENT_FILE, data_dir
+    from ..paths import ASSIGNMENT_FILE, data_file
 
-    return data_dir() / ASSIGNMENT_FILE
+    return data_file(ASSIGNMENT_FILE)
 
 
 def check_bridges(bridges) -> tuple:

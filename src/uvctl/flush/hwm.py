@@ -22,9 +22,9 @@ class HighWaterMarks:
 
     def __init__(self, path=None):
         if path is None:
-            from ..paths import HWM_FILE, ensure_data_dir
+            from ..paths import HWM_FILE, data_file
 
-            path = ensure_data_dir() / HWM_FILE
+            path = data_file(HWM_FILE)
         self.path = Path(path)
 
     def _lock(self):
@@ -60,6 +60,7 @@ class HighWaterMarks:
     def _change(self, bridge: str, identity: str, seq: int, expected: int | None) -> tuple[bool, int]:
         _check_bridge(bridge)
         seq = int(seq)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data dir, on first write
         with self._lock():
             data = self.load()
             current = self._value(data, bridge, identity)
