@@ -47,6 +47,29 @@ def test_state_file_is_atomic_and_private(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_state_files_are_fsynced_before_replacing_and_only_marks_skip_the_directory(tmp_path, monkeypatch, data_dir):
+    # the new text is always on disk before it replaces the old (never a torn file after a
+    # power loss); the directory entry is made durable too, except for the high-water marks,
+    # whose fallback to an earlier value only resends records the backend already has
+    from uvctl import assignment
+    from uvctl.flush.hwm import HighWaterMarks
+
+    synced: list = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assignment.assign("sql", {"Db": f"sqlite:///{tmp_path / 'target.sqlite'}"})
+    assert synced == [False, True]  # the file, then its directory
+    synced.clear()
+    HighWaterMarks().advance("Queue", "sql:x", 5)
+    assert synced == [False]  # the file only
+    assert HighWaterMarks().get("Queue", "sql:x") == 5
+
+
 def test_corrupt_state_file_is_an_error_naming_it(tmp_path):
     import pytest
 

@@ -58,8 +58,14 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def write_json(path: Path, data, what: str = "state file") -> None:
-    """Write ``data`` as tab-indented JSON to ``path`` atomically, mode 0600."""
+def write_json(path: Path, data, what: str = "state file", keep_rename: bool = True) -> None:
+    """Write ``data`` as tab-indented JSON to ``path`` atomically, mode 0600.
+
+    The new text is fsynced before it replaces the old, so after a power loss the file holds
+    the old text or the new, never a torn one. ``keep_rename=False`` skips the fsync of the
+    directory that makes the replacement itself survive a power loss: for files where falling
+    back to the previous version is harmless (a high-water mark only means records are resent).
+    """
     path = Path(path)
     text = json.dumps(data, indent="\t", sort_keys=False)
     try:
@@ -78,7 +84,8 @@ def write_json(path: Path, data, what: str = "state file") -> None:
             except FileNotFoundError:
                 pass
             raise
-        _fsync_dir(path.parent)
+        if keep_rename:
+            _fsync_dir(path.parent)
     except OSError as exc:
         raise UvctlError(f"cannot write {what} {path}: {exc.strerror or exc}; nothing was changed") from exc
 
