@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--single", type=int, default=3000, help="single calls per measurement (default 3000)")
     parser.add_argument("--batched", type=int, default=100_000, help="records for the batched measurement (default 100000)")
     parser.add_argument("--batch", type=int, default=1000, help="records per record_many call (default 1000)")
-    parser.add_argument("--threads", type=int, default=8, help="threads sharing one journal (default 8)")
+    parser.add_argument("--threads", type=int, default=8, help="threads sharing one journal (default 8; group commit with FULL)")
     args = parser.parse_args(argv)
     print(f"journal append: {args.single} single calls, {args.batched} batched records in batches of {args.batch}")
     for mode in ("full", "normal"):

@@ -7,6 +7,8 @@ in between and check that numbering, ``previous`` and reads stay exact.
 
 from __future__ import annotations
 
+import pytest
+
 from uvctl.journal import Journal, normalize_action
 
 
@@ -66,11 +68,12 @@ def test_read_stops_at_upto_seq_and_decodes_every_settings(tmp_path):
         assert journal.read("Manifest", 0, 100)[0].settings == written[6].settings
 
 
-def test_threads_sharing_one_journal_all_commit_with_distinct_contiguous_seqs(tmp_path):
+@pytest.mark.parametrize("synchronous", ["full", "normal"])  # group commit, and calls taking turns
+def test_threads_sharing_one_journal_all_commit_with_distinct_contiguous_seqs(tmp_path, synchronous):
     """Bridges in several threads may share one Journal: no write may fail or reuse a seq."""
     import threading
 
-    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+    with Journal.open(tmp_path / "journal.sqlite", synchronous=synchronous) as journal:
         done, errors = [], []
 
         def writer(k: int) -> None:
@@ -100,7 +103,7 @@ def test_calls_waiting_for_a_commit_are_written_together_and_fail_alone(tmp_path
     import threading
     import time
 
-    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+    with Journal.open(tmp_path / "journal.sqlite", synchronous="full") as journal:  # group commit is FULL's
         outcome: dict = {}
 
         def call(name: str, actions: list) -> None:
@@ -150,7 +153,7 @@ def test_a_call_interrupted_while_waiting_for_a_commit_is_not_written_and_blocks
     def interrupt(signum, frame):
         raise Interrupted()
 
-    with Journal.open(tmp_path / "journal.sqlite", synchronous="normal") as journal:
+    with Journal.open(tmp_path / "journal.sqlite", synchronous="full") as journal:  # group commit is FULL's
         outcome: dict = {}
         journal._lock.acquire()  # holds another thread's commit until the interrupt is over
         previous = signal.signal(signal.SIGALRM, interrupt)

@@ -213,13 +213,19 @@ class Journal:
         ``source_keys`` (one string per action) names where each action came from: an
         action whose key was imported before is skipped (outcome ``already-imported``).
 
-        Threads sharing this journal are committed together (group commit): calls that
-        arrive while a commit is being written wait for it, then share the next commit and
-        its fsync. Each call stays all or nothing and sees only its own error.
+        With ``synchronous=FULL``, threads sharing this journal are committed together (group
+        commit): calls that arrive while a commit is being written wait for it, then share the
+        next commit and its fsync. Each call stays all or nothing and sees only its own error.
+        With NORMAL a commit has no fsync to share, and calls simply take turns.
         """
         actions = list(actions)
         keys = list(source_keys) if source_keys is not None else [None] * len(actions)
         request = _Request(list(zip(actions, keys)), reimport)
+        if self.synchronous != "full":  # handing the lead between threads would cost more than it saves
+            self._commit_group([request])
+            if request.error is not None:
+                raise request.error
+            return request.results
         with self._queue_lock:
             self._queue.append(request)
             follow = self._leading
