@@ -305,49 +305,41 @@ class Journal:
         written, when any of it fails: then each request is written on its own."""
         if len({request.reimport for request in group}) != 1:
             return False
-        saved = self._numbering_state()
-        self._conn.execute("SAVEPOINT together")
-        results: list = []
         try:
-            self._apply_pairs([pair for request in group for pair in request.pairs], group[0].reimport, results.append)
+            results = self._apply_in_savepoint([pair for request in group for pair in request.pairs], group[0].reimport)
         except Exception:
-            self._conn.execute("ROLLBACK TO together")
-            self._conn.execute("RELEASE together")
-            self._restore_numbering(saved)
             return False
-        self._conn.execute("RELEASE together")
         start = 0
         for request in group:  # one Recorded per pair, in order
             request.results = results[start:start + len(request.pairs)]
             start += len(request.pairs)
         return True
 
-    def _numbering_state(self) -> tuple:
-        return self._tx_next_seq, dict(self._tx_last_seq), dict(self._tx_known_last)
-
-    def _restore_numbering(self, saved: tuple) -> None:
-        """Undo the numbering of writes rolled back to a savepoint (:meth:`_numbering_state`)."""
-        self._tx_next_seq, last, known = saved
-        self._tx_last_seq = last
-        self._tx_known_last.clear()  # the very dict _begin_numbering's cache refers to
-        self._tx_known_last.update(known)
-        self._tx_log, self._tx_events = [], []
-
     def _apply_request(self, tx: "_Transaction", request: "_Request") -> None:
-        """One request of a group, inside a savepoint: on failure only its own writes are undone."""
-        saved = self._numbering_state()
+        """One request of a group: on failure only its own writes are undone, and it gets the error."""
+        try:
+            request.results = self._apply_in_savepoint(request.pairs, request.reimport)
+        except Exception as exc:
+            request.error = tx._failed(exc) if isinstance(exc, sqlite3.Error) else exc
+
+    def _apply_in_savepoint(self, pairs: list, reimport: bool) -> list:
+        """``pairs`` journaled inside a savepoint; their Recorded list. On any error the
+        savepoint is rolled back, the numbering restored, and the error raised."""
+        saved = (self._tx_next_seq, dict(self._tx_last_seq), dict(self._tx_known_last))
         self._conn.execute("SAVEPOINT grouped")
         results: list = []
         try:
-            self._apply_pairs(request.pairs, request.reimport, results.append)
-        except Exception as exc:
+            self._apply_pairs(pairs, reimport, results.append)
+        except Exception:
             self._conn.execute("ROLLBACK TO grouped")
             self._conn.execute("RELEASE grouped")
-            self._restore_numbering(saved)
-            request.error = tx._failed(exc) if isinstance(exc, sqlite3.Error) else exc
-            return
+            self._tx_next_seq, self._tx_last_seq, known = saved
+            self._tx_known_last.clear()  # the very dict _begin_numbering's cache refers to
+            self._tx_known_last.update(known)
+            self._tx_log, self._tx_events = [], []
+            raise
         self._conn.execute("RELEASE grouped")
-        request.results = results
+        return results
 
     def apply_stream(self, pairs, reimport: bool = False, sink=None) -> dict:
         """Journal ``(action, source_key)`` pairs from any iterable, all in one transaction.
