@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from itertools import chain
+from operator import itemgetter
 
 #: Rows per statement, unless the statement's variable limit allows fewer.
 ROWS_PER_STATEMENT = 500
@@ -21,6 +22,15 @@ def variable_limit(connection) -> int:
         return connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except AttributeError:
         return 999
+
+
+def tuple_getter(keys: list):
+    """``row -> (row[k] for k in keys)`` as a tuple, also for a single key (``itemgetter`` of
+    one key would return the bare value)."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    only = keys[0]
+    return lambda row: (row[only],)
 
 
 def split_values(sql: str) -> tuple[str, str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from operator import itemgetter
 
 import sqlalchemy as sa
 
@@ -63,7 +62,7 @@ def executemany(conn, sql: str, rows: list) -> int:
 
 def _copy(conn, copy_sql: str, rows: list, names: list, table) -> None:
     """Stream ``rows`` (dicts) into the staging table, in the column order of ``names``."""
-    pick = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    pick = multirow.tuple_getter(names)
     # COPY parses text by the column's type: a Python bool prints as 't', which an integer
     # column (Deleted) refuses where the INSERT's bool::INTEGER cast took it.
     integers = [i for i, name in enumerate(names)

@@ -16,7 +16,6 @@ Rows of different tables never interact (no foreign keys), so levels are per key
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import sqlalchemy as sa
 
@@ -317,8 +316,7 @@ class _Writer:
                 if compiled.escaped_bind_names:  # column names the driver cannot take as they are
                     compiled = None
                 elif compiled.positional:
-                    order = compiled.positiontup
-                    pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+                    pick = multirow.tuple_getter(compiled.positiontup)
             if len(info.statements) >= _STATEMENTS_KEPT:
                 info.statements.clear()
             found = info.statements[key] = (stmt, compiled, pick)
