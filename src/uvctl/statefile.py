@@ -92,9 +92,15 @@ def write_json(path: Path, data, what: str = "state file", keep_rename: bool = T
 
 @contextlib.contextmanager
 def file_lock(path: Path, what: str = "state file", timeout: float = 60):
-    """Hold the OS file lock ``<path>.lock``; an OSError (read-only or full disk) is one clear line."""
+    """Hold the OS file lock ``<path>.lock`` (creating the file's directory first); an OSError
+    (read-only or full disk) is one clear line."""
     from filelock import FileLock, Timeout
 
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UvctlError(f"cannot create the data dir {folder}: {exc.strerror or exc}") from None
     lock = FileLock(f"{path}.lock", timeout=timeout, preserve_lock_file=True)
     try:
         lock.acquire()

@@ -74,10 +74,6 @@ def _problem(data) -> str | None:
 def editing():
     """Read-modify-write the file under its lock: ``with editing() as doc: doc["Queue"] = ...``."""
     file = path()
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise UvctlError(f"cannot create the data dir {file.parent}: {exc.strerror or exc}") from None
     with file_lock(file, what=WHAT):
         doc = load()
         before = {bridge: dict(entry) if entry else None for bridge, entry in doc.items()}

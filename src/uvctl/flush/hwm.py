@@ -60,7 +60,6 @@ class HighWaterMarks:
     def _change(self, bridge: str, identity: str, seq: int, expected: int | None) -> tuple[bool, int]:
         _check_bridge(bridge)
         seq = int(seq)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data dir, on first write
         with self._lock():
             data = self.load()
             current = self._value(data, bridge, identity)
