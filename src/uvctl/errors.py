@@ -35,11 +35,12 @@ _KEY_VALUE = re.compile(
 
 
 def mask_url(url: str) -> str:
-    """``scheme://user:***@host/db`` for ``scheme://user:secret@host/db``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
+    """``scheme://user:***@host/db?password=***`` for ``scheme://user:secret@host/db?password=secret``."""
+    return mask_secrets(url)
 
 
 def mask_secrets(text: str) -> str:
-    """Mask passwords in URLs and ``password=...``-style pairs anywhere in ``text``."""
-    text = mask_url(str(text))
+    """Mask passwords in URLs (``user:secret@`` and ``?password=secret``) and
+    ``password=...``-style pairs anywhere in ``text``."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
     return _KEY_VALUE.sub(lambda m: f"{m['key']}{m['sep']}***", text)

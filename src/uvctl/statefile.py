@@ -91,9 +91,9 @@ def write_json(path: Path, data, what: str = "state file", keep_rename: bool = T
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, what: str = "state file", timeout: float = 60):
+def file_lock(path: Path, what: str = "state file", timeout: float = 60, busy: str | None = None):
     """Hold the OS file lock ``<path>.lock`` (creating the file's directory first); an OSError
-    (read-only or full disk) is one clear line."""
+    (read-only or full disk) is one clear line, and so is a timeout (``busy`` when given)."""
     from filelock import FileLock, Timeout
 
     folder = Path(path).parent
@@ -105,6 +105,8 @@ def file_lock(path: Path, what: str = "state file", timeout: float = 60):
     try:
         lock.acquire()
     except Timeout:
+        if busy:
+            raise UvctlError(busy) from None
         raise UvctlError(f"the {what} {path} stayed locked by another uvctl process for {timeout:g} s; "
                          f"try again when it is done") from None
     except OSError as exc:

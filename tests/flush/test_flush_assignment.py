@@ -62,7 +62,7 @@ def test_assign_writes_a_private_file_and_status_masks_the_password(pg_url, cli_
     doc = json.loads(file.read_text())
     assert set(doc) == {"Queue", "Manifest"}
     assert set(doc["Queue"]) == {"BeaconID", "IDBeaconConnection", "AssignedAt", "Backend", "Options", "State",
-                                 "LastError", "BootstrappedAt"}
+                                 "LastError", "BootstrappedAt", "CheckedAt"}
     assert doc["Queue"]["Options"] == {"Db": url} and doc["Queue"]["State"] == "bootstrapped"
     status = cli_runner(["persistence", "status", "--json"])
     assert "s3cret" not in status.output

@@ -74,6 +74,80 @@ def test_replay_twice_gives_identical_tables(db_url, journal, sql_assigned):
     assert_database_equals_journal(db_url, journal)
 
 
+class _Interrupt(BaseException):
+    """Stands for the process dying mid-run (what was committed stays, nothing else runs)."""
+
+
+def _stopping_after(batches: int):
+    """A progress callback whose bar stops the run once ``batches`` batches are acknowledged."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def progress(total, label):
+        class Bar:
+            seen = 0
+
+            def update(self, n):
+                Bar.seen += 1
+                if Bar.seen >= batches:
+                    raise _Interrupt
+
+        yield Bar()
+
+    return progress
+
+
+def test_a_replay_cut_short_is_resumed_by_the_next_flush(sqlite_url, journal, sql_assigned):
+    # the replay re-sends old states first (an item goes back to Pending before its later
+    # updates come again): cut short, the database is behind the journal until a flush resumes
+    from uvctl.bridge import QueueBridge
+
+    sql_assigned(sqlite_url)
+    with QueueBridge(journal) as queue:
+        for name, settings in traffic(6):
+            assert queue.execute(name, settings)["Pending"] is False
+    assert_database_equals_journal(sqlite_url, journal)
+    with pytest.raises(_Interrupt):
+        flush(replay=True, batch_size=2, journal=journal, progress=_stopping_after(1))
+    assert HighWaterMarks().get("Queue", f"sql:{sqlite_url}") == 2
+    with pytest.raises(AssertionError):
+        assert_database_equals_journal(sqlite_url, journal)
+    again = flush(journal=journal)
+    assert again.ok and again.Bridges[0].State == "flushed" and again.Bridges[0].Pending == 0
+    assert again.Bridges[0].Sent == journal.count_after("Queue", 2)
+    assert_database_equals_journal(sqlite_url, journal)
+
+
+def test_a_write_during_a_replay_is_never_overwritten_by_older_records(sqlite_url, journal, sql_assigned):
+    from uvctl.bridge import QueueBridge
+
+    sql_assigned(sqlite_url)
+    calls = traffic(4)
+    record(journal, calls)
+    assert flush(journal=journal).ok
+    # an item whose upsert the replay re-sends after the write (in a later batch than the first)
+    item = next(settings["WorkItem"]["WorkItemHash"] for name, settings in calls[3:] if name == "QP_UpsertWorkItem")
+    writes = []
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def write_meanwhile(total, label):
+        class Bar:
+            def update(self, n):
+                if not writes:  # after the replay's first batch
+                    with QueueBridge(journal) as queue:
+                        writes.append(queue.update_work_item(item, {"Priority": 7}))
+
+        yield Bar()
+
+    report = flush(replay=True, batch_size=3, journal=journal, progress=write_meanwhile)
+    assert report.ok and writes and writes[0]["Success"] is True
+    assert journal.get_work_item(item)["Priority"] == 7
+    assert_database_equals_journal(sqlite_url, journal)
+    assert HighWaterMarks().get("Queue", f"sql:{sqlite_url}") == journal.last_seq("Queue")
+
+
 def test_first_failing_batch_stops_the_run_and_the_next_run_resumes(pg_url, journal, cli_runner, sql_assigned):
     calls = traffic(12)
     bad_at = len(calls) // 2
@@ -190,13 +264,14 @@ def test_dry_run_sends_nothing_and_unassigned_bridges_stay_pending(journal, cli_
         assert result.exit_code == 2 and "--batch-size" in result.output
 
 
-def test_high_water_marks_only_move_forward(data_dir):
+def test_high_water_marks_only_move_forward_but_for_a_rewind(data_dir):
     marks = HighWaterMarks()
     assert marks.get("Queue", "sql:x") == 0
     assert marks.advance("Queue", "sql:x", 10) == 10
     assert marks.advance("Queue", "sql:x", 4) == 10
-    assert marks.advance_from("Queue", "sql:x", 9, 11) is False
-    assert marks.advance_from("Queue", "sql:x", 10, 11) is True
+    assert marks.rewind("Queue", "sql:x", 12) == 10, "a rewind never moves a mark forward"
+    assert marks.rewind("Queue", "sql:x", 3) == 3
+    assert marks.advance("Queue", "sql:x", 11) == 11
     assert marks.get("Queue", "sql:x") == 11 and marks.get("Manifest", "sql:x") == 0
     marks.path.write_text('{"Queue": {"sql:x": "2026-11-26T10:00:00.000Z"}}')
     with pytest.raises(UvctlError, match="persistence-bridge-hwm.json is corrupt"):

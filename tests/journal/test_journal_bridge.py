@@ -140,6 +140,8 @@ class FakeBackend:
     def uvctl_bootstrap(self, backend):
         if backend.name != "fake":
             return None
+        if self.mode == "down":
+            return BootstrapResult("waiting-for-beacon", reason="fake backend is down")
         return BootstrapResult("bootstrapped")
 
     @hookimpl
@@ -206,7 +208,7 @@ def test_reads_come_from_the_backend_only_when_it_has_every_record(fake, queue):
     assert got["Success"] and got["Source"] == "journal", "a pending record makes the journal answer"
 
 
-def test_backend_failure_leaves_the_record_pending_for_flush(fake, queue):
+def test_backend_failure_leaves_the_record_pending_until_a_later_write_delivers_it_first(fake, queue):
     fake.mode = "reject"
     out = queue.upsert_work_item(ITEM)
     assert out["Success"] is True and out["Pending"] is True and out["PendingReason"] == "constraint failed"
@@ -214,16 +216,72 @@ def test_backend_failure_leaves_the_record_pending_for_flush(fake, queue):
     fake.mode = "ok"
     fake.dispatched.clear()
     later = queue.update_work_item("wi-1", {"Status": "Running"})
-    assert later["Pending"] is True and "earlier records" in later["PendingReason"]
-    assert fake.dispatched == [], "a record never overtakes a pending one"
-    assert marks().get("Queue", "fake:one") == 0 and queue.journal.count_after("Queue", 0) == 2
+    assert later["Pending"] is False, later
+    assert [a.seq for a in fake.dispatched] == [1, 2], "the pending record goes first, in order"
+    assert marks().get("Queue", "fake:one") == 2
     flush = pytest.importorskip("uvctl.flush")
-    assert flush.flush(bridges=("Queue",)).ok
-    assert [a.seq for a in fake.dispatched] == [1, 2] and marks().get("Queue", "fake:one") == 2
-    assert queue.update_work_item("wi-1", {"Status": "Complete"})["Pending"] is False
+    assert flush.flush(bridges=("Queue",)).Bridges[0].State == "up-to-date"
 
 
-def test_needs_bootstrap_marks_the_assignment(fake, queue):
+def test_a_refused_record_keeps_every_later_one_pending_in_order(fake, queue):
+    fake.mode = "reject"
+    queue.upsert_work_item(ITEM)
+    later = queue.update_work_item("wi-1", {"Status": "Running"})
+    assert later["Pending"] is True and "refused at seq 1" in later["PendingReason"]
+    assert [a.seq for a in fake.dispatched] == [1, 1, 2], "retried in order, never overtaken"
+    assert marks().get("Queue", "fake:one") == 0
+
+
+def test_write_through_catches_up_a_backlog_a_bounded_chunk_at_a_time(fake, queue, monkeypatch):
+    from uvctl.bridge import base
+
+    monkeypatch.setattr(base, "CATCH_UP", 3)
+    fake.mode = "reject"
+    for n in range(7):
+        queue.upsert_work_item({**ITEM, "WorkItemHash": f"wi-{n}"})
+    fake.mode = "ok"
+    fake.dispatched.clear()
+    first = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-7"})
+    assert first["Pending"] is True and "8 records of this bridge" not in first["PendingReason"]
+    assert "5 records of this bridge, this one among them, are still pending" in first["PendingReason"]
+    assert [a.seq for a in fake.dispatched] == [1, 2, 3] and marks().get("Queue", "fake:one") == 3
+    second = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-8"})
+    assert second["Pending"] is True and marks().get("Queue", "fake:one") == 6
+    assert queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-9"})["Pending"] is True
+    last = queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-10"})
+    assert last["Pending"] is False and marks().get("Queue", "fake:one") == 11
+    assert [a.seq for a in fake.dispatched] == list(range(1, 12)), "each record once, in order"
+
+
+def test_concurrent_writers_never_stall_write_through(fake, journal):
+    # two threads race: whichever delivers second finds its record sent by the first or sends
+    # the other's first; nothing is left pending and the backend sees each record once, in order
+    import threading
+
+    from uvctl.bridge import QueueBridge
+
+    errors, answers = [], []
+
+    def work(k):
+        try:
+            bridge = QueueBridge(journal)
+            for n in range(40):
+                answers.append(bridge.upsert_work_item({**ITEM, "WorkItemHash": f"wi-{k}-{n}"}))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert journal.last_seq("Queue") == 120 and marks().get("Queue", "fake:one") == 120
+    assert [a.seq for a in fake.dispatched] == list(range(1, 121))
+    assert sum(a["Pending"] for a in answers) == 0, [a.get("PendingReason") for a in answers if a["Pending"]][:3]
+
+
+def test_needs_bootstrap_marks_the_assignment_and_the_next_write_bootstraps_again(fake, queue):
     from uvctl import assignment
 
     fake.mode = "needs-bootstrap"
@@ -232,8 +290,31 @@ def test_needs_bootstrap_marks_the_assignment(fake, queue):
     assert assignment.load()["Queue"]["State"] == "waiting-for-beacon"
     fake.dispatched.clear()
     fake.mode = "ok"
-    assert queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})["Pending"] is True
-    assert fake.dispatched == [], "no write-through until the backend is bootstrapped again"
+    assert queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})["Pending"] is False
+    assert [a.seq for a in fake.dispatched] == [1, 2]
+    assert assignment.load()["Queue"]["State"] == "bootstrapped"
+
+
+def test_an_unreachable_backend_is_demoted_and_retried_after_the_interval(fake, queue, monkeypatch):
+    from uvctl import assignment
+    from uvctl.assignment import service
+
+    fake.mode = "down"
+    down = queue.upsert_work_item(ITEM)
+    assert down["Pending"] is True and "fake backend is down" in down["PendingReason"]
+    entry = assignment.load()["Queue"]
+    assert entry["State"] == "waiting-for-beacon" and "fake backend is down" in entry["LastError"]
+    assert "hunter2" not in json.dumps(entry)
+    assert assignment.status()["Queue"]["State"] == "waiting-for-beacon", "status bootstraps, but it is still down"
+    fake.mode = "ok"
+    fake.dispatched.clear()
+    waiting = queue.update_work_item("wi-1", {"Status": "Running"})
+    assert waiting["Pending"] is True and "waiting-for-beacon" in waiting["PendingReason"]
+    assert fake.dispatched == [], "no attempt before the retry interval is over"
+    monkeypatch.setattr(service, "RETRY_SECONDS", 0.0)
+    back = queue.update_work_item("wi-1", {"Status": "Complete"})
+    assert back["Pending"] is False and [a.seq for a in fake.dispatched] == [1, 2, 3]
+    assert assignment.load()["Queue"]["State"] == "bootstrapped" and assignment.load()["Queue"]["LastError"] is None
 
 
 def test_manifest_bridge_writes_through_on_its_own_mark(fake, queue, manifests):

@@ -136,6 +136,20 @@ def test_a_reachable_database_with_a_password_is_masked_too(pg_url, data_dir, cl
     assert SECRET not in (data_dir / "persistence-bridge-hwm.json").read_text()
 
 
+@pytest.mark.postgres
+def test_a_password_given_as_a_url_query_parameter_is_masked_too(pg_url, data_dir, cli_runner):
+    from uvctl.bridge import QueueBridge
+
+    url = f"{pg_url}?password={SECRET}"  # the server trusts loopback: any password works
+    with QueueBridge() as bridge:
+        bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "masked-q"}})
+    text = _outputs(cli_runner, [["persistence", "assign", "--backend", "sql", "--db", url, "--json"],
+                                 ["flush"], ["flush", "--json"], ["persistence", "status"], ["persistence", "status", "--json"],
+                                 ["journal", "stats", "--json"], ["journal", "prune", "--dry-run"]])
+    assert "password=***" in text and SECRET not in text
+    assert SECRET not in (data_dir / "persistence-bridge-hwm.json").read_text()
+
+
 def test_coordinator_credentials_never_appear_in_any_output(data_dir, cli_runner):
     from uvctl.bridge import QueueBridge
 

@@ -4,6 +4,11 @@ The state machine of an assigned bridge: ``waiting-for-beacon`` right after assi
 the backend cannot be reached yet), ``bootstrapping`` while its ``uvctl_bootstrap`` hook
 runs, then ``bootstrapped`` or ``error`` (with ``LastError``). A bridge with no entry is
 ``unassigned``. Both bridges assigned to the same backend share one bootstrap.
+
+A bootstrapped backend that a delivery cannot reach goes back to ``waiting-for-beacon``
+with the reason in ``LastError`` (:func:`mark_unreachable`); bridge writes then stay in the
+journal without waiting on it, and try to bootstrap it again every :data:`RETRY_SECONDS`
+(:func:`due_for_retry`), as ``uvctl persistence status`` and ``uvctl flush`` do at once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from ..errors import UsageError, UvctlError, mask_secrets, mask_url
 from .store import BRIDGES, check_bridges, editing, load, now_iso, same_assignment
 
 _handles: dict = {}
+#: Seconds between a bridge write's attempts to bootstrap a backend it could not reach.
+RETRY_SECONDS = 15.0
 
 
 def resolve_options(info, given: dict) -> dict:
@@ -145,6 +152,7 @@ def _bootstrap(bridge: str, entry: dict, handle) -> str:
             doc[b]["State"] = result.state
             doc[b]["LastError"] = mask_secrets(result.reason) if result.reason else None
             doc[b]["BootstrappedAt"] = now_iso() if result.state == "bootstrapped" else None
+            doc[b]["CheckedAt"] = now_iso()
     return result.state
 
 
@@ -156,6 +164,38 @@ def mark_needs_bootstrap(bridge: str, reason: str) -> None:
         if entry is not None:
             entry["State"] = "waiting-for-beacon"
             entry["LastError"] = mask_secrets(reason)
+            entry["CheckedAt"] = None  # reachable: the next write bootstraps it at once
+
+
+def mark_unreachable(bridge: str, reason: str) -> None:
+    """A delivery could not reach the backend: ``waiting-for-beacon`` with the reason, until
+    a bootstrap (a later write, a status or a flush) reaches it again."""
+    check_bridges([bridge])
+    reason = mask_secrets(reason)
+    if (load()[bridge] or {}).get("LastError") == reason:
+        return  # already recorded: no rewrite of the file on every write while it is down
+    with editing() as doc:
+        entry = doc[bridge]
+        if entry is not None and entry.get("State") in ("bootstrapped", "waiting-for-beacon"):
+            entry["State"] = "waiting-for-beacon"
+            entry["LastError"] = reason
+            entry["CheckedAt"] = now_iso()
+
+
+def due_for_retry(entry: dict) -> bool:
+    """True when ``entry`` waits for its backend and its last attempt is RETRY_SECONDS old."""
+    if entry.get("State") != "waiting-for-beacon":
+        return False
+    checked = entry.get("CheckedAt")
+    if not isinstance(checked, str):
+        return True
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(checked.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return (datetime.now(timezone.utc) - when).total_seconds() >= RETRY_SECONDS
 
 
 def status(journal=None, bootstrap: bool = True) -> dict:

@@ -1,10 +1,14 @@
 """What both bridges share: journal first, then write-through; reads with read-your-writes.
 
 A write is normalized, journaled (one transaction) and only then offered to the assigned
-backend when its assignment is ``bootstrapped`` and the backend has acknowledged every
-earlier record of the bridge (so a backend only ever sees a bridge's records in order). Whatever the backend does (down, slow to
-answer, a failed envelope, ``NeedsBootstrap``), the caller gets ``Success: True`` because
-the journal holds the record; ``Pending: True`` says it still waits for ``uvctl flush``.
+backend when its assignment is ``bootstrapped``, through :mod:`uvctl.flush.delivery`: under
+the bridge's delivery lock, after every earlier record the backend has not acknowledged yet
+(the oldest ``CATCH_UP`` at most), so a backend only ever sees a bridge's records in order and
+a write that lost a race to another is delivered by the next. Whatever the backend does
+(down, slow to answer, a failed envelope, ``NeedsBootstrap``), the caller gets
+``Success: True`` because the journal holds the record; ``Pending: True`` says it still waits.
+A backend found unreachable is set back to ``waiting-for-beacon`` and bootstrapped again by a
+later write once its retry interval is over.
 
 Reads come from the backend only when it is bootstrapped *and* has acknowledged every
 journaled record of the bridge; otherwise (or when it fails) from the journal, which
@@ -17,9 +21,12 @@ library loads them only when it writes or reads; with nothing assigned it is jou
 from __future__ import annotations
 
 from ..actions import Action, envelope
-from ..errors import UsageError, mask_secrets
+from ..errors import BackendUnavailable, UsageError, mask_secrets
 from ..journal import Journal, normalize_action
 from ..journal.store import Recorded
+
+#: The most earlier pending records one write-through delivers before its own.
+CATCH_UP = 500
 
 
 class BridgeBase:
@@ -74,36 +81,50 @@ class BridgeBase:
         if not done.logged:
             return out
         out["Pending"] = True
-        backend, why = self._backend()
+        backend, why = self._backend(retry=True)
         if backend is None:
             if why:
                 out["PendingReason"] = why
             return out
-        try:
-            behind = _mark(self.bridge, backend.identity) != done.previous
-        except Exception as exc:  # a corrupt mark file: the journal still has the record
-            out["PendingReason"] = _reason(exc)
-            return out
-        if behind:  # sending it now would overtake the pending ones: flush sends all in order
-            out["PendingReason"] = "earlier records of this bridge are still pending; run 'uvctl flush'"
-            return out
-        from .. import host
-
-        try:
-            answer = host.dispatch(backend, [done.action])[0]
-        except Exception as exc:  # BackendUnavailable or anything else: the journal has it
-            out["PendingReason"] = _reason(exc)
-            return out
-        if answer.get("NeedsBootstrap"):
-            reason = answer.get("Reason") or "the backend lost its readiness"
-            _mark_needs_bootstrap(self.bridge, reason)
-            out["PendingReason"] = f"needs bootstrap: {reason}"
-        elif answer.get("Success"):
+        why = self._deliver(backend, done)
+        if why is None:
             out["Pending"] = False
-            _advance_mark(self.bridge, backend.identity, done.previous, done.action.seq)
         else:
-            out["PendingReason"] = answer.get("Reason") or "the backend did not accept it"
+            out["PendingReason"] = why
         return out
+
+    def _deliver(self, backend, done: Recorded) -> str | None:
+        """Deliver the journaled ``done`` now, after the bridge's earlier pending records (the
+        oldest CATCH_UP of them at most); None once the backend has acknowledged it, else why
+        it still waits. Whatever happens, the journal holds the record."""
+        from ..flush.delivery import WRITE_THROUGH_WAIT, Refused, delivering
+
+        seq, records = done.action.seq, []
+        try:
+            with delivering(self.bridge, backend.identity, WRITE_THROUGH_WAIT) as delivery:
+                mark = delivery.mark()
+                if mark >= seq:
+                    return None  # another write delivered it with its own
+                if mark == done.previous:
+                    records = [done.action]
+                else:  # earlier records wait (a lost race, an outage): they go first, in order
+                    records = self.journal.read(self.bridge, mark, CATCH_UP, upto_seq=seq)
+                mark = delivery.send(backend, records)
+        except Refused as exc:
+            if exc.needs_bootstrap:
+                return f"needs bootstrap: {exc.reason}"
+            return exc.reason if len(records) == 1 else _reason(exc)
+        except BackendUnavailable as exc:
+            _mark_unreachable(self.bridge, _reason(exc))
+            return _reason(exc)
+        except Exception as exc:  # a busy lock, a corrupt mark file, a plugin's bug
+            return _reason(exc)
+        if mark < seq:
+            left = self.journal.count_after(self.bridge, mark)
+            return (f"{left} records of this bridge, this one among them, are still pending after this write "
+                    f"delivered {len(records)} earlier ones; the next writes deliver them {CATCH_UP} at a time, "
+                    f"or run 'uvctl flush'")
+        return None
 
     # ------------------------------------------------------------------ reads
     def _read(self, action: Action) -> dict:
@@ -132,11 +153,12 @@ class BridgeBase:
         return answer
 
     # ------------------------------------------------------------------ the backend
-    def _backend(self, caught_up: bool = False):
+    def _backend(self, caught_up: bool = False, retry: bool = False):
         """``(handle, None)`` when the bridge's backend is bootstrapped, else ``(None, why)``.
 
         With ``caught_up``, also None while the journal holds records the backend has not
-        acknowledged (reading there would miss them).
+        acknowledged (reading there would miss them). With ``retry``, a backend waiting to be
+        reached is bootstrapped again when its retry interval is over.
         """
         from .. import assignment
 
@@ -145,7 +167,11 @@ class BridgeBase:
             if not entry:
                 return None, None
             if entry.get("State") != "bootstrapped":
-                return None, f"backend {entry.get('Backend')!r} is {entry.get('State') or 'not bootstrapped'}; run 'uvctl flush'"
+                if not (retry and assignment.due_for_retry(entry)) or assignment.backend_for(self.bridge, bootstrap=True) is None:
+                    entry = assignment.load()[self.bridge] or entry
+                    error = f" ({entry['LastError']})" if entry.get("LastError") else ""
+                    return None, (f"backend {entry.get('Backend')!r} is {entry.get('State') or 'not bootstrapped'}{error}; "
+                                  f"run 'uvctl flush' once it is reachable")
             handle = assignment.backend_for(self.bridge)  # the assignment service caches handles
             if handle is None:
                 return None, None
@@ -208,12 +234,10 @@ def _mark(bridge: str, identity: str) -> int:
     return HighWaterMarks().get(bridge, identity)
 
 
-def _advance_mark(bridge: str, identity: str, expected, seq: int) -> None:
-    from ..flush import HighWaterMarks
+def _mark_unreachable(bridge: str, reason: str) -> None:
+    from .. import assignment
 
-    if expected is None:
-        return
     try:
-        HighWaterMarks().advance_from(bridge, identity, expected, seq)
-    except Exception:  # the record is on the backend; a later flush re-sends it harmlessly
+        assignment.mark_unreachable(bridge, reason)
+    except Exception:  # bookkeeping only: the write itself is safe in the journal
         pass

@@ -1,8 +1,9 @@
 """The high-water-mark file: per bridge and backend identity, the last journal seq it acknowledged.
 
 ``persistence-bridge-hwm.json`` in the data dir: ``{"Queue": {identity: seq}, "Manifest": {...}}``.
-Every change is a read-modify-write under a file lock, written atomically (0600), and marks
-only move forward, so concurrent flushes and write-throughs never lower one.
+Every change is a read-modify-write under a file lock, written atomically (0600). Marks only
+move forward, except when a replay sets one back to start over (:meth:`HighWaterMarks.rewind`);
+deliveries move them under the bridge's delivery lock (:mod:`uvctl.flush.delivery`).
 """
 
 from __future__ import annotations
@@ -47,29 +48,31 @@ class HighWaterMarks:
 
     def advance(self, bridge: str, identity: str, seq: int) -> int:
         """Move the mark forward to ``seq`` (never back); the mark after the call."""
-        return self._change(bridge, identity, seq, expected=None)[1]
+        return self._change(bridge, identity, seq)[1]
 
-    def advance_from(self, bridge: str, identity: str, expected: int, seq: int) -> bool:
-        """Move the mark to ``seq`` only if it is exactly ``expected``; True when it moved.
+    def rewind(self, bridge: str, identity: str, seq: int) -> int:
+        """Set the mark back to ``seq`` (a replay starts over); the mark after the call.
 
-        Write-through uses it: a record delivered on its own only counts when every record
-        before it was delivered too, so the mark never jumps over a pending one.
+        The one way a mark goes down: called under the bridge's delivery lock, so no
+        delivery is between reading the mark and moving it.
         """
-        return self._change(bridge, identity, seq, expected=expected)[0]
+        return self._change(bridge, identity, seq, backwards=True)[1]
 
-    def _change(self, bridge: str, identity: str, seq: int, expected: int | None) -> tuple[bool, int]:
+    def _change(self, bridge: str, identity: str, seq: int, backwards: bool = False) -> tuple[bool, int]:
         _check_bridge(bridge)
         seq = int(seq)
         with self._lock():
             data = self.load()
             current = self._value(data, bridge, identity)
-            if (expected is not None and current != int(expected)) or seq <= current:
+            if seq == current or (seq < current) != backwards:
                 return False, current
             data[bridge][identity] = seq
             # A mark that falls back to its previous value after a power loss only makes the
             # next flush resend what the backend already has (it answers AlreadyPresent), so
             # the directory is not fsynced: one fsync less on every write-through and batch.
-            write_json(self.path, data, what=WHAT, keep_rename=False)
+            # A rewind is the exception: falling back above it would hide the records a
+            # replay had not re-sent yet.
+            write_json(self.path, data, what=WHAT, keep_rename=backwards)
             return True, seq
 
     def _value(self, data: dict, bridge: str, identity: str) -> int:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..actions import MANIFEST, QUEUE
 from ..errors import BackendUnavailable, UsageError, UvctlError, mask_secrets
+from .delivery import FLUSH_WAIT, delivering
 
 BRIDGES = (QUEUE, MANIFEST)
 MAX_BATCH = 10000
@@ -167,20 +168,32 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
         entry = assignment.load()[bridge] or {}
         return _failed(result, f"the backend is not ready ({entry.get('State')}: {entry.get('LastError')}); "
                                f"see 'uvctl persistence status'")
+    if replay:  # every record is pending again until re-sent: a replay cut short resumes as a flush
+        with delivering(bridge, handle.identity, FLUSH_WAIT, marks) as delivery:
+            delivery.rewind()
+        result.HighWaterMark = 0
     with progress(total, f"flush {bridge}") as bar, \
             contextlib.closing(_read_ahead(journal, bridge, result.FromSeq, batch_size, end)) as batches:
         for batch in batches:
-            problem = _send(handle, batch, result)
-            if problem is not None:
-                if isinstance(problem, BackendUnavailable):
+            try:
+                with delivering(bridge, handle.identity, FLUSH_WAIT, marks) as delivery:
+                    # a write-through may have delivered the first records meanwhile
+                    mark = delivery.mark()
+                    fresh = batch if batch[0].seq > mark else [a for a in batch if a.seq > mark]
+                    if fresh:
+                        mark = delivery.send(handle, fresh)
+            except UvctlError as exc:  # BackendUnavailable, Refused, a busy lock or a plugin's bug
+                if isinstance(exc, BackendUnavailable):
                     report.unavailable = True
+                    _mark_unreachable(bridge, str(exc))
                 result.Pending = journal.count_after(bridge, result.HighWaterMark)
-                return _failed(result, str(problem))
-            result.HighWaterMark = marks.advance(bridge, handle.identity, batch[-1].seq)
+                return _failed(result, str(exc))
+            result.HighWaterMark = mark
+            result.AlreadyPresent += delivery.already_present
             result.Batches += 1
-            result.Sent += len(batch)
+            result.Sent += len(fresh)
             bar.update(len(batch))
-            del batch
+            del batch, fresh
             gc.collect(1)
     result.State = "flushed"
     result.Pending = journal.count_after(bridge, result.HighWaterMark)
@@ -206,27 +219,13 @@ def _read_ahead(journal, bridge: str, after: int, batch_size: int, end: int):
             yield batch
 
 
-def _send(handle, batch, result) -> Exception | None:
-    """Dispatch one batch; None when every action was acknowledged, else what went wrong."""
-    from .. import assignment, host
+def _mark_unreachable(bridge: str, reason: str) -> None:
+    from .. import assignment
 
     try:
-        answers = host.dispatch(handle, batch)
-    except UvctlError as exc:
-        return exc
-    except Exception as exc:  # a third-party backend's bug must stop the run with its message
-        return UvctlError(f"backend {handle.name!r} failed: {type(exc).__name__}: {mask_secrets(str(exc))}")
-    present = 0
-    for action, answer in zip(batch, answers):
-        if answer.get("NeedsBootstrap"):
-            assignment.mark_needs_bootstrap(action.bridge, answer.get("Reason") or "the backend lost its schema")
-        if answer.get("AlreadyPresent"):
-            present += 1
-        elif not answer.get("Success"):
-            return UvctlError(f"the batch of seq {batch[0].seq}..{batch[-1].seq} was refused at seq {action.seq} "
-                              f"({action.name}): {answer.get('Reason') or 'no reason given'}")
-    result.AlreadyPresent += present
-    return None
+        assignment.mark_unreachable(bridge, reason)
+    except Exception:  # bookkeeping only
+        pass
 
 
 def _failed(result: BridgeFlush, message: str) -> BridgeFlush:

@@ -1,0 +1,104 @@
+"""Delivery: the one way journal records reach a backend and move its high-water mark.
+
+Both a flush batch and a bridge's write-through deliver through here, holding the bridge's
+delivery lock (``delivery-<bridge>.lock`` in the data dir, an OS file lock: threads and
+processes alike take turns). Under the lock the mark is read fresh, only records past it
+are sent, in seq order, and the mark moves to the last one once all are acknowledged. So:
+
+- a record is never sent after a later one of its bridge has been acknowledged (a slow
+  write-through cannot land under a replay or a flush batch and be overwritten by older
+  records, nor the other way round);
+- whoever holds the lock delivers every pending record up to its own, so a write-through
+  that lost a race to another thread is delivered by the next one instead of stalling
+  write-through until someone runs ``uvctl flush``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ..errors import UvctlError, mask_secrets
+
+#: How long a write-through waits for the lock (a flush batch may hold it): the caller then
+#: gets ``Pending: True`` and the next write or flush delivers the record.
+WRITE_THROUGH_WAIT = 0.5
+#: How long a flush batch waits for the lock (a write-through holds it for one dispatch).
+FLUSH_WAIT = 60.0
+
+
+class Refused(UvctlError):
+    """The backend did not acknowledge a record of the batch (nothing of it counts)."""
+
+    def __init__(self, message: str, reason: str, needs_bootstrap: bool = False):
+        super().__init__(message)
+        self.reason = reason
+        self.needs_bootstrap = needs_bootstrap
+
+
+class Delivery:
+    """The delivery lock of one bridge, held, and what may be done while holding it."""
+
+    def __init__(self, bridge: str, identity: str, marks):
+        self.bridge, self.identity, self.marks = bridge, identity, marks
+        #: Records the backend answered AlreadyPresent for, over this delivery's sends.
+        self.already_present = 0
+
+    def mark(self) -> int:
+        """The backend's mark now (nobody else moves it while the lock is held)."""
+        return self.marks.get(self.bridge, self.identity)
+
+    def send(self, handle, actions: list) -> int:
+        """Dispatch ``actions`` (records past the mark, in seq order) and, when every one is
+        acknowledged, move the mark to the last; the mark after the call.
+
+        Raises :class:`Refused` (and marks the assignment for a new bootstrap when the
+        backend says it lost readiness), BackendUnavailable, or UvctlError for a plugin bug.
+        """
+        from .. import host
+
+        try:
+            answers = host.dispatch(handle, actions)
+        except UvctlError:
+            raise
+        except Exception as exc:  # a third-party backend's bug stops the delivery with its message
+            raise UvctlError(f"backend {handle.name!r} failed: {type(exc).__name__}: {mask_secrets(str(exc))}") from None
+        present = 0
+        for action, answer in zip(actions, answers):
+            if answer.get("AlreadyPresent"):
+                present += 1
+            elif not answer.get("Success"):
+                reason = answer.get("Reason") or "no reason given"
+                needs = bool(answer.get("NeedsBootstrap"))
+                if needs:
+                    _mark_needs_bootstrap(action.bridge, reason)
+                raise Refused(f"the batch of seq {actions[0].seq}..{actions[-1].seq} was refused at seq {action.seq} "
+                              f"({action.name}): {reason}", mask_secrets(reason), needs)
+        self.already_present += present
+        return self.marks.advance(self.bridge, self.identity, actions[-1].seq)
+
+    def rewind(self) -> None:
+        """Set the mark back to 0 (a replay: every record is pending again until re-sent)."""
+        self.marks.rewind(self.bridge, self.identity, 0)
+
+
+@contextlib.contextmanager
+def delivering(bridge: str, identity: str, timeout: float, marks=None):
+    """Hold ``bridge``'s delivery lock, waiting at most ``timeout`` seconds (UvctlError after:
+    another delivery holds it)."""
+    from ..paths import data_file
+    from ..statefile import file_lock
+    from .hwm import HighWaterMarks
+
+    with file_lock(data_file(f"delivery-{bridge.lower()}"), what="delivery lock", timeout=timeout,
+                   busy=f"another delivery to the {bridge} backend (a flush batch or a write) held the lock "
+                        f"for {timeout:g} s; the next write or 'uvctl flush' delivers what waits"):
+        yield Delivery(bridge, identity, marks or HighWaterMarks())
+
+
+def _mark_needs_bootstrap(bridge: str, reason: str) -> None:
+    from .. import assignment
+
+    try:
+        assignment.mark_needs_bootstrap(bridge, reason)
+    except Exception:  # bookkeeping only: the journal still holds the record
+        pass
