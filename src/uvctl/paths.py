@@ -44,7 +44,13 @@ def _data_file(folder: Path, name: str) -> Path:
 def ensure_data_dir() -> Path:
     """The data directory, created (mode 0700) when missing."""
     path = data_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # a file in the way, a read-only or missing parent
+        from .errors import UvctlError
+
+        raise UvctlError(f"cannot use {path} as the data dir ({exc.strerror or exc}); set UVCTL_DATA_DIR "
+                         f"to a directory uvctl may create and write") from None
     return path
 
 
@@ -53,4 +59,9 @@ def default_db_url() -> str:
     url = os.environ.get("UVCTL_DB_URL")
     if url:
         return url
-    return f"sqlite:///{ensure_data_dir() / DEFAULT_DB_FILE}"
+    path = ensure_data_dir() / DEFAULT_DB_FILE
+    try:  # created private, like the journal: it holds the same records (SQLite gives -wal/-shm its mode)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:  # there already, or the data dir is read-only (opening it will say so)
+        pass
+    return f"sqlite:///{path}"

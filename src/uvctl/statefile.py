@@ -101,7 +101,7 @@ def file_lock(path: Path, what: str = "state file", timeout: float = 60, busy: s
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UvctlError(f"cannot create the data dir {folder}: {exc.strerror or exc}") from None
-    lock = FileLock(f"{path}.lock", timeout=timeout, preserve_lock_file=True)
+    lock = FileLock(f"{path}.lock", timeout=timeout, mode=0o600, preserve_lock_file=True)
     try:
         lock.acquire()
     except Timeout:

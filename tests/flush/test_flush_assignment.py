@@ -91,6 +91,9 @@ def test_one_bridge_at_a_time_and_clear(cli_runner, sqlite_url, data_dir):
     ('{"Queue": 5, "Manifest": null}', "Queue must be an object or null"),
     ('{"Queue": {"BeaconID": "bcn-x"}, "Manifest": null}', "Queue has no Backend name"),
     ('[1, 2]', "expected an object"),
+    ('null', "got null"),
+    ('{}', "no Queue and no Manifest entry"),
+    ('{"Queue": null}', "no Manifest entry"),
 ])
 def test_a_corrupt_assignment_file_is_an_error_naming_it(cli_runner, data_dir, content, problem):
     data_dir.mkdir(parents=True, exist_ok=True)

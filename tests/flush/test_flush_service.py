@@ -55,6 +55,7 @@ def test_flush_delivers_in_batches_and_keeps_a_mark_per_identity(db_url, journal
     assert json.loads(hwm_file.read_text()) == {
         "Queue": {handle.identity: journal.last_seq("Queue")},
         "Manifest": {handle.identity: journal.last_seq("Manifest")},
+        "Journal": journal.journal_id,
     }
     again = json.loads(cli_runner(["flush", "--json"]).output)
     assert again["Bridges"]["Queue"]["State"] == "up-to-date" and again["Bridges"]["Queue"]["Sent"] == 0
@@ -312,3 +313,39 @@ def test_two_flushes_started_together_never_deliver_twice(journal, data_dir, sql
     delivered = [json.loads(out)["Bridges"]["Queue"]["Sent"] for code, out, _ in outcomes if code == 0]
     assert sum(delivered) == journal.count_after("Queue", 0)
     assert_database_equals_journal(sqlite_url, journal)
+
+
+def test_a_journal_moved_away_and_started_anew_does_not_inherit_the_old_marks(sqlite_url, data_dir, cli_runner, sql_assigned):
+    # the advice for an unusable journal is to move it away: the new journal's seqs start at 1
+    # again, and the old marks (far above them) must not hide its records from flush and prune
+    from uvctl.journal import Journal
+
+    with Journal.open() as old:
+        record(old, traffic(5))
+        sql_assigned(sqlite_url)
+        assert flush(journal=old).ok
+        old_last = old.last_seq("Queue")
+    (data_dir / "journal.sqlite").rename(data_dir / "journal.old.sqlite")
+    for suffix in ("-wal", "-shm"):
+        (data_dir / f"journal.sqlite{suffix}").unlink(missing_ok=True)
+    with Journal.open() as new:
+        record(new, [("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "after-the-move", "Status": "Pending"}})])
+        assert new.last_seq("Queue") == 1 < old_last
+        pruned = cli_runner(["journal", "prune", "--dry-run", "--json"])
+        assert pruned.exit_code == 0 and "after-the-move" not in pruned.output
+        assert json.loads(pruned.output)["Bridges"]["Queue"]["HighWaterMark"] == 0, pruned.output
+        report = flush(journal=new)
+        assert report.ok and report.Bridges[0].Sent == 1
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        hashes = {row[0] for row in conn.execute(sa.text('SELECT "WorkItemHash" FROM "UVQueueWorkItem"'))}
+    engine.dispose()
+    assert "after-the-move" in hashes and len(hashes) == 6
+
+
+@pytest.mark.parametrize("text", ["null", "[]", '{"Queue": null}', '{"Queue": {}, "Journal": 5}'])
+def test_a_mark_file_that_is_not_an_object_of_marks_is_corrupt(data_dir, text):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "persistence-bridge-hwm.json").write_text(text)
+    with pytest.raises(UvctlError, match="persistence-bridge-hwm.json is corrupt"):
+        HighWaterMarks().get("Queue", "sql:x")

@@ -307,3 +307,19 @@ def test_postgres_staging_falls_back_to_executemany_when_copy_refuses_a_value(pg
     assert sorted((r["WorkItemHash"], r["Priority"], r["Status"]) for r in rows) == sorted(
         (f"w{n}", 2, "Pending") for n in range(150))
     host.close(backend)
+
+
+def test_nul_characters_are_removed_at_journaling_so_no_engine_refuses_the_record(db_url, journal, sql_assigned):
+    # PostgreSQL text cannot hold U+0000: kept, the record would fail every flush there and
+    # hold back every later record of its bridge
+    from uvctl.bridge import QueueBridge
+    from uvctl.flush import flush
+
+    with QueueBridge(journal) as queue:
+        out = queue.upsert_work_item({"WorkItemHash": "nul-1", "Status": "Pen\x00ding", "Settings": {"a": "b\x00c"}})
+    assert out["Success"] and any("NUL" in w for w in out["Warnings"])
+    assert journal.get_work_item("nul-1")["Status"] == "Pending"
+    sql_assigned(db_url)
+    report = flush(journal=journal)
+    assert report.ok, report.error
+    assert_database_equals_journal(db_url, journal)

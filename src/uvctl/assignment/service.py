@@ -227,7 +227,7 @@ def status(journal=None, bootstrap: bool = True) -> dict:
             entry = load()[bridge] or entry
         except UsageError as exc:  # the backend's plugin is gone, or its options no longer fit
             entry = {**entry, "State": "error", "LastError": str(exc)}
-        marks = marks or HighWaterMarks()
+        marks = marks or HighWaterMarks(journal_id=journal.journal_id if journal is not None else None)
         mark = marks.get(bridge, identity) if identity else None
         out[bridge] = {
             "State": entry.get("State") or "waiting-for-beacon",

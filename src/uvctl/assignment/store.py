@@ -38,11 +38,14 @@ def check_bridges(bridges) -> tuple:
     return bridges
 
 
+_MISSING = object()
+
+
 def load() -> dict:
     """``{"Queue": entry|None, "Manifest": entry|None}`` from the file (both None when absent)."""
     file = path()
-    data = read_json(file, default=None, what=WHAT)
-    if data is None:
+    data = read_json(file, default=_MISSING, what=WHAT)
+    if data is _MISSING:
         return {bridge: None for bridge in BRIDGES}
     problem = _problem(data)
     if problem:
@@ -54,7 +57,10 @@ def load() -> dict:
 
 def _problem(data) -> str | None:
     if not isinstance(data, dict):
-        return f"expected an object with Queue and Manifest, got {type(data).__name__}"
+        return f"expected an object with Queue and Manifest, got {'null' if data is None else type(data).__name__}"
+    missing = [bridge for bridge in BRIDGES if bridge not in data]
+    if missing:
+        return f"it has no {' and no '.join(missing)} entry (null when unassigned)"
     for bridge in BRIDGES:
         entry = data.get(bridge)
         if entry is None:

@@ -97,11 +97,13 @@ class BridgeBase:
         """Deliver the journaled ``done`` now, after the bridge's earlier pending records (the
         oldest CATCH_UP of them at most); None once the backend has acknowledged it, else why
         it still waits. Whatever happens, the journal holds the record."""
+        from ..flush import HighWaterMarks
         from ..flush.delivery import WRITE_THROUGH_WAIT, Refused, delivering
 
         seq, records = done.action.seq, []
         try:
-            with delivering(self.bridge, backend.identity, WRITE_THROUGH_WAIT) as delivery:
+            marks = HighWaterMarks(journal_id=self.journal.journal_id)
+            with delivering(self.bridge, backend.identity, WRITE_THROUGH_WAIT, marks) as delivery:
                 mark = delivery.mark()
                 if mark >= seq:
                     return None  # another write delivered it with its own
@@ -175,7 +177,7 @@ class BridgeBase:
             handle = assignment.backend_for(self.bridge)  # the assignment service caches handles
             if handle is None:
                 return None, None
-            if caught_up and _mark(self.bridge, handle.identity) < self.journal.last_seq(self.bridge):
+            if caught_up and _mark(self.bridge, handle.identity, self.journal) < self.journal.last_seq(self.bridge):
                 return None, None
             return handle, None
         except Exception as exc:  # a corrupt assignment file must not lose the write
@@ -228,10 +230,10 @@ def _mark_needs_bootstrap(bridge: str, reason: str) -> None:
         pass
 
 
-def _mark(bridge: str, identity: str) -> int:
+def _mark(bridge: str, identity: str, journal: Journal) -> int:
     from ..flush import HighWaterMarks
 
-    return HighWaterMarks().get(bridge, identity)
+    return HighWaterMarks(journal_id=journal.journal_id).get(bridge, identity)
 
 
 def _mark_unreachable(bridge: str, reason: str) -> None:

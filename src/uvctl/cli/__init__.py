@@ -16,6 +16,24 @@ from ..errors import UvctlError, mask_secrets
 class UvctlGroup(click.Group):
     """A click group that turns errors into one masked line and an exit code."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's main, with its usage errors (bad option values, unknown commands) as one line."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"uvctl: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"uvctl: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("uvctl: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -29,6 +47,9 @@ class UvctlGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("uvctl: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader went away (uvctl ... | head): stop quietly
+            _silence_stdout()
+            ctx.exit(141)
         except Exception as exc:  # the last line of defence: never a traceback without --debug
             if _debug(ctx):
                 raise
@@ -38,6 +59,17 @@ class UvctlGroup(click.Group):
                 err=True,
             )
             ctx.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit does not fail a second time."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test runner's buffer)
+        pass
 
 
 def _debug(ctx) -> bool:

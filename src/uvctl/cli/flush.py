@@ -28,15 +28,16 @@ def flush_command(replay, batch_size, dry_run, as_json):
     report = flush(replay=replay, batch_size=batch_size, dry_run=dry_run, progress=progress)
     emit(report.to_dict(), as_json, _print_report)
     if not report.ok:
-        raise UvctlError(
-            f"{report.error}; the high-water mark stays at the last acknowledged batch, run 'uvctl flush' again to resume",
-            exit_code=3 if report.unavailable else 1,
-        )
+        started = report.Bridges[-1].Identity is not None
+        resume = "; the high-water mark stays at the last acknowledged batch, run 'uvctl flush' again to resume"
+        raise UvctlError(f"{report.error}{resume if started else ''}", exit_code=3 if report.unavailable else 1)
 
 
 def _print_report(data: dict) -> None:
     for bridge, row in data["Bridges"].items():
         target = row["Identity"] or row["Backend"]
+        if row["State"] == "failed" and row["Identity"] is None:
+            continue  # it never got to its backend: the error line says why
         if row["State"] == "unassigned":
             click.echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
         elif row["State"] == "dry-run":

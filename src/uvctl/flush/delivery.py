@@ -16,6 +16,7 @@ are sent, in seq order, and the mark moves to the last one once all are acknowle
 from __future__ import annotations
 
 import contextlib
+import threading
 
 from ..errors import UvctlError, mask_secrets
 
@@ -24,6 +25,8 @@ from ..errors import UvctlError, mask_secrets
 WRITE_THROUGH_WAIT = 0.5
 #: How long a flush batch waits for the lock (a write-through holds it for one dispatch).
 FLUSH_WAIT = 60.0
+_THREAD_LOCKS: dict = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class Refused(UvctlError):
@@ -89,10 +92,19 @@ def delivering(bridge: str, identity: str, timeout: float, marks=None):
     from ..statefile import file_lock
     from .hwm import HighWaterMarks
 
-    with file_lock(data_file(f"delivery-{bridge.lower()}"), what="delivery lock", timeout=timeout,
-                   busy=f"another delivery to the {bridge} backend (a flush batch or a write) held the lock "
-                        f"for {timeout:g} s; the next write or 'uvctl flush' delivers what waits"):
-        yield Delivery(bridge, identity, marks or HighWaterMarks())
+    path = data_file(f"delivery-{bridge.lower()}")
+    busy = (f"another delivery to the {bridge} backend (a flush batch or a write) held the lock for {timeout:g} s; "
+            f"the next write or 'uvctl flush' delivers what waits")
+    # threads of this process queue on a thread lock (the file lock's waiters poll every 50 ms)
+    with _THREAD_LOCKS_GUARD:
+        local = _THREAD_LOCKS.setdefault(path, threading.Lock())
+    if not local.acquire(timeout=timeout):
+        raise UvctlError(busy)
+    try:
+        with file_lock(path, what="delivery lock", timeout=timeout, busy=busy):
+            yield Delivery(bridge, identity, marks or HighWaterMarks())
+    finally:
+        local.release()
 
 
 def _mark_needs_bootstrap(bridge: str, reason: str) -> None:

@@ -15,31 +15,44 @@ from ..errors import UsageError, UvctlError
 from ..statefile import file_lock, read_json, write_json
 
 WHAT = "high-water-mark file"
+_MISSING = object()
 BRIDGES = (QUEUE, MANIFEST)
 
 
 class HighWaterMarks:
-    """Read and advance the marks in ``path`` (default: the data dir's HWM file)."""
+    """Read and advance the marks in ``path`` (default: the data dir's HWM file).
 
-    def __init__(self, path=None):
+    With ``journal_id`` (:attr:`uvctl.journal.Journal.journal_id`), marks recorded for another
+    journal file count as none (everything of this journal is pending) and the next change
+    replaces them: a journal moved away and started anew must not inherit the marks of the
+    old one, which would hide its records from every flush (and let prune delete them).
+    """
+
+    def __init__(self, path=None, journal_id: str | None = None):
         if path is None:
             from ..paths import HWM_FILE, data_file
 
             path = data_file(HWM_FILE)
         self.path = Path(path)
+        self.journal_id = journal_id
 
     def _lock(self):
         return file_lock(self.path, what=WHAT)
 
     def load(self) -> dict:
         """The whole document, ``{Queue: {...}, Manifest: {...}}``; an error naming a corrupt file."""
-        data = read_json(self.path, default=None, what=WHAT)
-        if data is None:
-            return {bridge: {} for bridge in BRIDGES}
-        if not isinstance(data, dict) or any(not isinstance(data.get(b, {}), dict) for b in BRIDGES):
+        data = read_json(self.path, default=_MISSING, what=WHAT)
+        if data is _MISSING:
+            data = {}
+        elif not isinstance(data, dict) or any(not isinstance(data.get(b, {}), dict) for b in BRIDGES) \
+                or not isinstance(data.get("Journal", ""), str):
             raise UvctlError(f"{WHAT} {self.path} is corrupt (expected {{\"Queue\": {{...}}, \"Manifest\": {{...}}}}); fix or remove it by hand")
+        if self.journal_id and data.get("Journal", self.journal_id) != self.journal_id:
+            data = {}  # made for another journal file
         for bridge in BRIDGES:
             data.setdefault(bridge, {})
+        if self.journal_id:
+            data["Journal"] = self.journal_id
         return data
 
     def get(self, bridge: str, identity: str) -> int:

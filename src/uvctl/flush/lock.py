@@ -32,7 +32,7 @@ class FlushLock:
     def __enter__(self):
         from filelock import FileLock, Timeout
 
-        lock = FileLock(str(self.path), timeout=0, preserve_lock_file=True, thread_local=False)
+        lock = FileLock(str(self.path), timeout=0, mode=0o600, preserve_lock_file=True, thread_local=False)
         try:
             lock.acquire()
         except Timeout:

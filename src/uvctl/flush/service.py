@@ -38,7 +38,7 @@ class BridgeFlush:
     Sent: int = 0
     AlreadyPresent: int = 0
     Batches: int = 0
-    Pending: int = 0
+    Pending: int | None = 0  # None when the mark cannot be known
     Error: str | None = None
 
 
@@ -61,7 +61,8 @@ class FlushReport:
         """The first failure, as one line."""
         for b in self.Bridges:
             if b.State == "failed":
-                return f"flush of {b.Bridge} to {b.Identity or b.Backend} stopped: {b.Error}"
+                target = b.Identity or b.Backend
+                return f"flush of {b.Bridge}{f' to {target}' if target else ''} stopped: {b.Error}"
         return None
 
     def to_dict(self) -> dict:
@@ -140,12 +141,13 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
     result = BridgeFlush(Bridge=bridge)
     try:
         handle = assignment.backend_for(bridge)
-    except UvctlError as exc:
+    except UvctlError as exc:  # a corrupt assignment file: nothing known about its mark
+        result.Pending = None
         return _failed(result, str(exc))
     if handle is None:
         result.Pending = journal.count_after(bridge, 0)
         return result
-    marks = HighWaterMarks()
+    marks = HighWaterMarks(journal_id=journal.journal_id)
     result.Backend, result.Identity = handle.name, handle.identity
     mark = marks.get(bridge, handle.identity)
     result.HighWaterMark = mark

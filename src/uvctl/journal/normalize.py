@@ -178,8 +178,14 @@ def _project(action: str, table_name: str, record: dict, warnings: list | None =
             continue
         try:
             value = value if type(value) is str and convert is _to_text else convert(action, col, value)
-            if type(value) is str and len(value) > sizes.get(col, MAX_TEXT):
-                _too_long(action, table_name, col, value)
+            if type(value) is str:
+                if len(value) > sizes.get(col, MAX_TEXT):
+                    _too_long(action, table_name, col, value)
+                if "\x00" in value:  # PostgreSQL text cannot hold it: the record would fail every flush
+                    value = value.replace("\x00", "")
+                    if warnings is not None:
+                        warnings.append(f"{action}: {col} held NUL characters (U+0000), which databases such as "
+                                        f"PostgreSQL cannot store; they were removed")
         except UsageError as exc:
             if warnings is None or col in _REQUIRED[table_name]:
                 raise

@@ -23,7 +23,7 @@ def acknowledgements(journal) -> dict:
 
     out = {}
     entries = assignment.load()
-    marks = HighWaterMarks()
+    marks = HighWaterMarks(journal_id=journal.journal_id)
     for bridge in BRIDGES:
         info = {"Assigned": False, "Backend": None, "Identity": None, "HighWaterMark": None, "Pending": None, "Reason": None}
         entry = entries.get(bridge)

@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -107,6 +108,7 @@ class Journal:
         self._queue: list = []
         self._queue_lock = threading.Lock()
         self._leading = False
+        self._journal_id = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -151,6 +153,10 @@ class Journal:
         except sqlite3.OperationalError:
             found = None
         if found is not None and int(found[0]) == FORMAT_VERSION:
+            present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = [name for name in ("log", "imported", *(spec.name for spec in tables().values())) if name not in present]
+            if missing:
+                raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")
             return
         with self._transaction():
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -168,13 +174,29 @@ class Journal:
                 conn.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{name}" ON "{tbl}" ({quoted})')
             found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
             if found is None:
-                conn.execute("INSERT INTO meta VALUES ('format', ?), ('created_at', ?)", (str(FORMAT_VERSION), now_iso()))
+                conn.execute("INSERT INTO meta VALUES ('format', ?), ('created_at', ?), ('journal_id', ?)",
+                             (str(FORMAT_VERSION), now_iso(), uuid.uuid4().hex))
             elif int(found[0]) > FORMAT_VERSION:
                 raise UvctlError(
                     f"the journal {self.path} has format {found[0]}, newer than this uvctl understands "
                     f"({FORMAT_VERSION}); upgrade uvctl"
                 )
 
+
+    @property
+    def journal_id(self) -> str:
+        """A random id given to this journal file when it was made: high-water marks recorded
+        for another journal file (one moved away and replaced) do not apply to this one."""
+        if self._journal_id is None:
+            with self._lock:
+                query = "SELECT value FROM meta WHERE key = 'journal_id'"
+                row = self._conn.execute(query).fetchone()
+                if row is None:  # a journal made before journals had ids
+                    with self._transaction():
+                        self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('journal_id', ?)", (uuid.uuid4().hex,))
+                    row = self._conn.execute(query).fetchone()
+                self._journal_id = row[0]
+        return self._journal_id
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

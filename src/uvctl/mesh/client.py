@@ -36,12 +36,16 @@ class DispatchTimeout(BackendUnavailable):
 
 def split_credentials(url: str, what: str = "coordinator URL") -> tuple[str, str | None, str | None]:
     """``(url without user:password@, user, password)``; a UsageError naming ``what`` for a non-http URL."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range
+    except ValueError as exc:  # "Port out of range 0-65535", "Invalid IPv6 URL"
+        raise UsageError(f"{what} {mask_url(url)!r} is not a valid URL ({exc}); it must look like http(s)://host:port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{what} {mask_url(url)!r} must look like http(s)://host:port")
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), user, password

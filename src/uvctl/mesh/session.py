@@ -34,7 +34,7 @@ class SessionCache:
     def get(self, base_url: str) -> dict | None:
         """``{"SessionID", "UserName", "SavedAt"}`` for ``base_url``, or None."""
         entry = self._load().get(base_url)
-        return entry if isinstance(entry, dict) and entry.get("SessionID") else None
+        return entry if isinstance(entry, dict) and isinstance(entry.get("SessionID"), str) and entry["SessionID"] else None
 
     def save(self, base_url: str, session_id: str, user: str | None) -> None:
         """Remember the session cookie of ``base_url`` (replacing an older one)."""

@@ -57,12 +57,17 @@ class JsonlSource:
                 ) from None
             if line.strip():
                 self.count += 1
-                yield self._action(number, line, seen)
+                try:
+                    action = self._action(number, line, seen)
+                except RecursionError:
+                    raise UsageError(f"{self.path} line {number}: JSON nested too deeply for uvctl (a thousand levels "
+                                     f"or more); fix the line, nothing was imported") from None
+                yield action
 
     def _action(self, number: int, line: str, seen: dict):
         where = f"{self.path} line {number}"
         try:
-            entry = json.loads(line)
+            entry = json.loads(line, parse_constant=_not_json)
         except json.JSONDecodeError as exc:
             raise UsageError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix the line, nothing was imported") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("Action"), str):
@@ -86,3 +91,8 @@ class JsonlSource:
         if not action.is_write:
             raise UsageError(f"{where}: {name} is a read action; only write actions can be imported, nothing was imported")
         return action, key
+
+
+def _not_json(name: str):
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's json module reads them, JSON has none."""
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
