@@ -349,3 +349,31 @@ def test_a_mark_file_that_is_not_an_object_of_marks_is_corrupt(data_dir, text):
     (data_dir / "persistence-bridge-hwm.json").write_text(text)
     with pytest.raises(UvctlError, match="persistence-bridge-hwm.json is corrupt"):
         HighWaterMarks().get("Queue", "sql:x")
+
+
+def test_changes_that_arrive_before_their_record_are_kept_and_replays_change_nothing(db_url, journal, sql_assigned):
+    # Ultravisor's bridge calls race: an attempt's outcome (or an item's update) can arrive
+    # before the insert it patches. Upstream loses such a change; here it is folded into the
+    # record when that arrives, and replaying the log leaves the tables as the first flush did.
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge(journal) as queue:
+        early = queue.update_attempt_outcome("wi-race", 1, {"CompletedAt": "t3", "Outcome": "Complete", "DurationMs": 3})
+        assert early["NotFound"] is True and "applied to it" in early["Warning"]
+        queue.insert_attempt({"WorkItemHash": "wi-race", "AttemptNumber": 1, "BeaconID": "a", "DispatchedAt": "t1",
+                              "Outcome": "Dispatched"})
+        queue.update_work_item("wi-race", {"Status": "Running", "AssignedBeaconID": "a"})
+        queue.upsert_work_item({"WorkItemHash": "wi-race", "Status": "Pending", "Capability": "Shell"})
+        queue.insert_attempt({"WorkItemHash": "wi-race", "AttemptNumber": 2, "Outcome": "Dispatched"})
+    attempt = journal.get_attempts("wi-race")[0]
+    assert (attempt["Outcome"], attempt["EndedAt"], attempt["StartedAt"]) == ("Complete", "t3", "t1")
+    item = journal.get_work_item("wi-race")
+    assert (item["Status"], item["AssignedBeaconID"], item["Capability"]) == ("Running", "a", "Shell")
+    sql_assigned(db_url)
+    assert flush(journal=journal).ok
+    assert_database_equals_journal(db_url, journal)
+    first = _full_tables(db_url)
+    for _ in range(2):
+        assert flush(replay=True, batch_size=2, journal=journal).ok
+        assert _full_tables(db_url) == first
+    assert_database_equals_journal(db_url, journal)

@@ -272,3 +272,28 @@ def test_kill_9_loses_no_returned_write_and_leaves_log_and_state_consistent(data
         upserted = {a.settings["WorkItem"]["WorkItemHash"] for a in log if a.name == "QP_UpsertWorkItem"}
         assert {r["WorkItemHash"] for r in journal.list_work_items({"Limit": 5000})} == upserted
         assert journal.stats()["State"]["Events"] == len(log) // 2
+
+
+def test_a_format_1_journal_is_upgraded_in_place_and_keeps_its_records(tmp_path):
+    import sqlite3
+
+    from uvctl.journal import Journal, normalize_action
+    from uvctl.journal.store import FORMAT_VERSION
+
+    path = tmp_path / "old.sqlite"
+    with Journal.open(path) as journal:
+        journal.record(normalize_action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "kept"}}))
+    conn = sqlite3.connect(path)  # what a journal of format 1 looked like: no early_patch table
+    conn.execute("DROP TABLE early_patch")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'format'")
+    conn.commit()
+    conn.close()
+    with Journal.open(path) as journal:
+        assert journal.get_work_item("kept") is not None and journal.last_seq() == 1
+        journal.record(normalize_action("QP_UpdateAttemptOutcome", {"WorkItemHash": "kept", "AttemptNumber": 1,
+                                                                    "Patch": {"Outcome": "Complete"}}))
+        journal.record(normalize_action("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "kept", "AttemptNumber": 1}}))
+        assert journal.get_attempts("kept")[0]["Outcome"] == "Complete"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0] == str(FORMAT_VERSION)
+    conn.close()

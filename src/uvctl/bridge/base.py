@@ -212,8 +212,8 @@ def _not_found_warning(action: Action) -> str:
     else:
         what = f"manifest {s['RunHash']!r}"
     return (
-        f"{what} is not in the journal: the change is journaled (seq {action.seq}) and will be sent to "
-        f"the backend, where it applies only if the record exists there; local reads do not show it"
+        f"{what} is not in the journal: the change is journaled (seq {action.seq}) and sent to the backend, "
+        f"where it applies if the record exists there; if the record arrives here later, the change is applied to it"
     )
 
 

@@ -37,7 +37,8 @@ from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
 from .filters import normalize_filter, normalize_limit, to_sql
 from .normalize import now_iso
 
-FORMAT_VERSION = 1
+#: 2 added ``early_patch`` (changes that arrived before their record).
+FORMAT_VERSION = 2
 #: Actions per chunk of a transaction: existence checks and inserts are batched per chunk.
 _CHUNK = 500
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -154,7 +155,8 @@ class Journal:
             found = None
         if found is not None and int(found[0]) == FORMAT_VERSION:
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            missing = [name for name in ("log", "imported", *(spec.name for spec in tables().values())) if name not in present]
+            missing = [name for name in ("log", "imported", "early_patch", *(spec.name for spec in tables().values()))
+                       if name not in present]
             if missing:
                 raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")
             return
@@ -166,6 +168,8 @@ class Journal:
             )
             conn.execute("CREATE INDEX IF NOT EXISTS IX_log_bridge_seq ON log (bridge, seq)")
             conn.execute("CREATE TABLE IF NOT EXISTS imported (source_key TEXT PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
+            conn.execute("CREATE TABLE IF NOT EXISTS early_patch (tbl TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL, "
+                         "patch TEXT NOT NULL, PRIMARY KEY (tbl, key, seq)) WITHOUT ROWID")
             for spec in tables().values():
                 cols = ", ".join(f'"{c}" {_sql_type(spec.types[c])}' for c in spec.columns)
                 conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({cols})')
@@ -181,6 +185,8 @@ class Journal:
                     f"the journal {self.path} has format {found[0]}, newer than this uvctl understands "
                     f"({FORMAT_VERSION}); upgrade uvctl"
                 )
+            else:  # an older format: what it lacked was created above
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
 
 
     @property
@@ -488,6 +494,9 @@ class Journal:
             existing = self._fetch_by_key(tbl, s[key])
             if existing is not None and _covers(existing, s[key]):
                 return Recorded(action, "unchanged")
+            if existing is None and tbl == WORK_ITEM:
+                action = self._with_early_patches(action, tbl, key)
+                s = action.settings
             logged = self._log(action, stamp)
             self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
             return logged
@@ -495,6 +504,8 @@ class Journal:
             attempt = s["Attempt"]
             existing = self._fetch_by_key(ATTEMPT, attempt)
             if existing is None:
+                action = self._with_early_patches(action, ATTEMPT, "Attempt")
+                attempt = action.settings["Attempt"]
                 logged = self._log(action, stamp)
                 self._conn.execute(self._upsert_sql[ATTEMPT], [attempt[c] for c in table(ATTEMPT).columns])
                 return logged
@@ -511,7 +522,10 @@ class Journal:
             if existing is not None and _covers(existing, s["Patch"]):
                 return Recorded(action, "unchanged")
             if existing is None:
-                return self._log(action, stamp, "not-found")
+                logged = self._log(action, stamp, "not-found")
+                self._conn.execute("INSERT INTO early_patch VALUES (?, ?, ?, ?)",
+                                   (tbl, _encode(list(key.values())), logged.action.seq, _encode(s["Patch"])))
+                return logged
             self._update(tbl, key, s["Patch"])
             return self._log(action, stamp)
         if name == "MS_RemoveManifest":
@@ -524,6 +538,27 @@ class Journal:
             self._update(MANIFEST, key, {"Deleted": True})
             return self._log(action, stamp)
         raise UsageError(f"{name} is not a journaled write action")
+
+    def _with_early_patches(self, action: Action, tbl: str, field: str) -> Action:
+        """``action`` (the first record of its key) with the changes that arrived before it.
+
+        Ultravisor's bridge calls are concurrent: an update can arrive before the record it
+        patches (upstream then loses it). The journal keeps such a change (``not-found``) and
+        folds it into the record when that arrives, so the record is logged as it should end
+        up. Replaying the log then gives the same tables as the first flush did: the early
+        update patches the stored record with the values it already has.
+        """
+        record = action.settings[field]
+        key = _encode([record[c] for c in table(tbl).key])
+        rows = self._conn.execute("SELECT seq, patch FROM early_patch WHERE tbl = ? AND key = ? ORDER BY seq",
+                                  (tbl, key)).fetchall()
+        if not rows:
+            return action
+        self._conn.execute("DELETE FROM early_patch WHERE tbl = ? AND key = ?", (tbl, key))
+        merged = dict(record)
+        for _seq, patch in rows:
+            merged.update(json.loads(patch))
+        return Action(action.name, {**action.settings, field: merged}, action.seq)
 
     def _append_event(self, action: Action, stamp: str) -> Recorded:
         event = dict(action.settings["Event"])
