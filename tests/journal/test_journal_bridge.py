@@ -97,19 +97,23 @@ def test_execute_runs_any_action_by_name(journal):
     assert execute("QP_UpsertWorkItem", {"WorkItem": ITEM}, journal=journal)["Success"]
     assert execute("QP_GetWorkItemByHash", {"WorkItemHash": "wi-1"}, journal=journal)["WorkItem"]["RunID"] == "rn-1"
     assert execute("MS_ListManifests", {}, journal=journal)["Manifests"] == []
-    with pytest.raises(UsageError, match="unknown bridge action"):
-        execute("QP_DropEverything", {}, journal=journal)
-    with pytest.raises(UsageError, match="unknown bridge action"):
-        execute(None, {}, journal=journal)
-    with pytest.raises(UsageError, match="belongs to the Manifest bridge"):
-        QueueBridge(journal).execute("MS_GetManifest", {"RunHash": "x"})
+    for name in ("QP_DropEverything", None):
+        out = execute(name, {}, journal=journal)
+        assert out["Available"] is True and out["Success"] is False and "unknown bridge action" in out["Reason"]
+    wrong = QueueBridge(journal).execute("MS_GetManifest", {"RunHash": "x"})
+    assert wrong["Success"] is False and "belongs to the Manifest bridge" in wrong["Reason"]
 
 
-def test_bad_input_raises_and_journals_nothing(queue):
-    with pytest.raises(UsageError, match="WorkItemHash is required"):
-        queue.upsert_work_item({"Status": "Pending"})
-    with pytest.raises(UsageError, match="unknown filter key"):
-        queue.list_work_items({"Stat": "x"})
+def test_bad_input_answers_success_false_with_the_reason_and_journals_nothing(queue, manifests):
+    # as Ultravisor's bridges do: a bridge call is never an exception, its envelope says why
+    for out, reason in ((queue.upsert_work_item({"Status": "Pending"}), "WorkItemHash is required"),
+                        (queue.append_event({"EventType": "x"}), "WorkItemHash is required"),
+                        (queue.insert_attempt({"WorkItemHash": "k"}), "AttemptNumber"),
+                        (manifests.upsert_manifest({"Status": "Complete"}), "Hash is required"),
+                        (queue.get_work_item(None), "WorkItemHash"),
+                        (queue.list_work_items({"Stat": "x"}), "unknown filter key"),
+                        (manifests.execute("MS_UpsertManifest", {}), "Manifest")):
+        assert out["Available"] is True and out["Success"] is False and reason in out["Reason"], (reason, out)
     assert queue.journal.last_seq() == 0
 
 
@@ -353,8 +357,8 @@ def test_an_unusable_field_is_dropped_with_a_warning_and_the_write_kept(queue):
     patched = queue.update_work_item("wi-1", {"Status": "Running", "QueueWaitMs": "soon"})
     assert patched["Success"] and "QueueWaitMs" in patched["Warnings"][0]
     assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
-    with pytest.raises(UsageError, match="WorkItemHash is 300 characters long"):
-        queue.upsert_work_item({**ITEM, "WorkItemHash": "w" * 300})
+    refused = queue.upsert_work_item({**ITEM, "WorkItemHash": "w" * 300})
+    assert refused["Success"] is False and "WorkItemHash is 300 characters long" in refused["Reason"]
 
 
 def test_an_integer_beyond_int_range_is_dropped_with_a_warning(queue):
@@ -368,5 +372,5 @@ def test_an_integer_beyond_int_range_is_dropped_with_a_warning(queue):
     patched = queue.update_work_item("wi-1", {"QueueWaitMs": -(2**31) - 1, "Status": "Running"})
     assert any("QueueWaitMs is -2147483649" in w for w in patched["Warnings"])
     assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
-    with pytest.raises(UsageError, match="AttemptNumber is 4294967296, outside the range"):
-        queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 2**32})
+    refused = queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 2**32})
+    assert refused["Success"] is False and "AttemptNumber is 4294967296, outside the range" in refused["Reason"]

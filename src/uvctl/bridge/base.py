@@ -20,7 +20,7 @@ library loads them only when it writes or reads; with nothing assigned it is jou
 
 from __future__ import annotations
 
-from ..actions import Action, envelope
+from ..actions import Action, envelope, failure
 from ..errors import BackendUnavailable, UsageError, mask_secrets
 from ..journal import Journal, normalize_action
 from ..journal.store import Recorded
@@ -61,12 +61,19 @@ class BridgeBase:
 
     # ------------------------------------------------------------------ dispatch by name
     def execute(self, name: str, settings: dict | None = None) -> dict:
-        """Run the bridge action ``name`` with Ultravisor's ``settings``; its envelope."""
+        """Run the bridge action ``name`` with Ultravisor's ``settings``; its envelope.
+
+        Bad input (a missing field, an unknown action or filter key) answers ``Success: False``
+        with the ``Reason``, as Ultravisor's bridges do, and journals nothing.
+        """
         warnings: list = []
-        action = normalize_action(name, settings, warnings)
-        if action.bridge != self.bridge:
-            return self._other(action)
-        out = self._write(action) if action.is_write else self._read(action)
+        try:
+            action = normalize_action(name, settings, warnings)
+            if action.bridge != self.bridge:
+                return self._other(action)
+            out = self._write(action) if action.is_write else self._read(action)
+        except UsageError as exc:
+            return failure(str(exc))
         if warnings:  # fields dropped so that the write itself never fails
             out["Warnings"] = warnings
         return out
