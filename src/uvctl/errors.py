@@ -30,7 +30,7 @@ class BackendUnavailable(UvctlError):
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 _KEY_VALUE = re.compile(
-    r"(?i)(?P<key>password|passwd|pwd|token|secret|sessionid|api[_-]?key)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<val>[^\s\"'&;,}]+)"
+    r"(?i)(?P<key>password|passwd|pwd|token|secret|sessionid|api[_-]?key)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!(?:YES|NO)\)(?:[\s\"'&;,}]|$))(?P<val>[^\s\"'&;,}]+)"
 )
 
 

@@ -63,7 +63,13 @@ def load_plugins() -> None:
             pm.register(module, name=module_name)
         _records[module_name] = PluginRecord(name=module_name, builtin=True, version=_own_version())
     allowed = _allowed()
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    unknown = sorted((allowed or set()) - {entry_point.name for entry_point in entry_points})
+    if unknown:  # a typo would otherwise leave a backend silently missing
+        print(f"uvctl: warning: UVCTL_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no installed "
+              f"plugin provides; installed: {', '.join(sorted(ep.name for ep in entry_points)) or 'none'}",
+              file=sys.stderr)
+    for entry_point in entry_points:
         if allowed is not None and entry_point.name not in allowed:
             continue
         if pm.has_plugin(entry_point.name) or pm.is_blocked(entry_point.name):

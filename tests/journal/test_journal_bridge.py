@@ -374,3 +374,15 @@ def test_an_integer_beyond_int_range_is_dropped_with_a_warning(queue):
     assert queue.journal.read("Queue", 1, 1)[0].settings["Patch"] == {"Status": "Running"}
     refused = queue.insert_attempt({"WorkItemHash": "wi-1", "AttemptNumber": 2**32})
     assert refused["Success"] is False and "AttemptNumber is 4294967296, outside the range" in refused["Reason"]
+
+
+def test_a_reused_event_guid_answers_with_the_stored_event_and_says_it_differs(queue):
+    first = queue.append_event({"WorkItemHash": "wi-1", "EventGUID": "g-1", "EventType": "enqueued"})
+    again = queue.append_event({"WorkItemHash": "wi-1", "EventGUID": "g-1", "EventType": "enqueued"})
+    assert again["AlreadyPresent"] is True and "Warning" not in again
+    reused = queue.append_event({"WorkItemHash": "wi-1", "EventGUID": "g-1", "EventType": "completed",
+                                 "Payload": {"ExitCode": 1}})
+    assert reused["Success"] is True and reused["AlreadyPresent"] is True
+    assert reused["Event"]["EventType"] == "enqueued" and reused["Event"]["Seq"] == first["Event"]["Seq"]
+    assert "other EventType, Payload" in reused["Warning"]
+    assert queue.journal.last_seq() == 1

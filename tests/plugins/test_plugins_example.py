@@ -54,6 +54,10 @@ def test_uvctl_plugins_finds_the_installed_plugin(example_plugin):
     assert [b["name"] for b in row["backends"]] == ["example_jsonl"]
     only_memory = uvctl("plugins", "--json", env={"UVCTL_LOAD_PLUGINS": "memory"})
     assert "example_jsonl" not in {r["name"] for r in json.loads(only_memory.stdout)}
+    assert only_memory.stderr == ""
+    typo = uvctl("plugins", "--json", env={"UVCTL_LOAD_PLUGINS": "memroy"})
+    assert typo.returncode == 0 and "'memroy', which no installed plugin provides" in typo.stderr
+    assert "memory" in typo.stderr.split("installed:")[1]
 
 
 def test_assign_and_flush_deliver_the_journal_to_the_plugin(example_plugin, tmp_path):

@@ -426,3 +426,10 @@ def test_coordinator_password_and_session_cookie_stay_secret(data_dir, cli_runne
         assert SECRET not in sessions.read_text()
     finally:
         stub.close()
+
+
+def test_mysql_access_denied_keeps_its_yes_and_a_password_value_is_still_masked():
+    from uvctl.errors import mask_secrets
+
+    assert mask_secrets("Access denied for user 'root'@'h' (using password: YES)").endswith("(using password: YES)")
+    assert SECRET not in mask_secrets(f"password: {SECRET} pwd=YES){SECRET}")

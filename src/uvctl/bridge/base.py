@@ -85,6 +85,8 @@ class BridgeBase:
     def _write(self, action: Action) -> dict:
         done = self.journal.apply([action])[0]
         out = _write_envelope(done)
+        if done.outcome == "duplicate" and action.name == "QP_AppendEvent":
+            self._echo_stored_event(out)
         if not done.logged:
             return out
         out["Pending"] = True
@@ -99,6 +101,19 @@ class BridgeBase:
         else:
             out["PendingReason"] = why
         return out
+
+    def _echo_stored_event(self, out: dict) -> None:
+        """A repeated EventGUID: answer with the event as journaled, and say so when the one
+        sent differs from it (the journal keeps the first, as the backend's unique key does)."""
+        sent = out["Event"]
+        stored = self.journal.get_event(sent["EventGUID"])
+        if stored is None:
+            return
+        differs = sorted(c for c in sent if c not in ("Seq", "EmittedAt") and c in stored and stored[c] != sent[c])
+        out["Event"] = stored
+        if differs:
+            out["Warning"] = (f"event {sent['EventGUID']} was journaled before with other {', '.join(differs)}; "
+                              f"the first one is kept (give each event its own EventGUID)")
 
     def _deliver(self, backend, done: Recorded) -> str | None:
         """Deliver the journaled ``done`` now, after the bridge's earlier pending records (the

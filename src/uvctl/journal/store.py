@@ -673,6 +673,10 @@ class Journal:
             EVENT,
         )
 
+    def get_event(self, event_guid: str) -> dict | None:
+        """The journaled event ``event_guid``, or None."""
+        return self._fetch_by_key(EVENT, {"EventGUID": event_guid})
+
     def get_attempts(self, work_item_hash: str) -> list[dict]:
         """Attempts of a work item by ``AttemptNumber``."""
         return self._select(
