@@ -386,3 +386,17 @@ def test_a_reused_event_guid_answers_with_the_stored_event_and_says_it_differs(q
     assert reused["Event"]["EventType"] == "enqueued" and reused["Event"]["Seq"] == first["Event"]["Seq"]
     assert "other EventType, Payload" in reused["Warning"]
     assert queue.journal.last_seq() == 1
+
+
+def test_a_bootstrap_cut_short_is_retried_by_a_later_write(fake, queue, monkeypatch):
+    # a process killed while bootstrapping leaves the state 'bootstrapping': writes retry it
+    # once it is clearly stale, instead of staying journal-only until someone runs status
+    from uvctl import assignment
+    from uvctl.assignment import service, store
+
+    with store.editing() as doc:
+        doc["Queue"]["State"] = "bootstrapping"
+    assert queue.upsert_work_item(ITEM)["Pending"] is True and fake.dispatched == []
+    monkeypatch.setattr(service, "RETRY_SECONDS", 0.0)
+    assert queue.upsert_work_item({**ITEM, "WorkItemHash": "wi-2"})["Pending"] is False
+    assert [a.seq for a in fake.dispatched] == [1, 2] and assignment.load()["Queue"]["State"] == "bootstrapped"

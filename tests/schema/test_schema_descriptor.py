@@ -59,6 +59,10 @@ def _bad_size(table, _):
     table["Schema"][1]["Size"] = "big"
 
 
+def _decimal_out_of_range(table, _):
+    table["Schema"].append({"Column": "Money", "Type": "Decimal", "Size": "99,200"})
+
+
 def _two_identities(table, _):
     table["Schema"].append({"Column": "IDSecond", "Type": "AutoIdentity", "Size": "Default"})
 
@@ -78,6 +82,7 @@ CASES = [
     (_bad_index_identifier, 'Name "IX-Status" is not an identifier'),
     (_bad_size, 'Size "big" must be a number, "Default" or "int"'),
     (_two_identities, "2 AutoIdentity columns (IDUVQueueWorkItem, IDSecond)"),
+    (_decimal_out_of_range, 'Size "99,200" must have 1 <= precision <= 38'),
     (_text_index, "column 'Settings' is a text column"),
 ]
 

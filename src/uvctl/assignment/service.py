@@ -143,6 +143,7 @@ def _bootstrap(bridge: str, entry: dict, handle) -> str:
                    if doc[b] and doc[b].get("Backend") == entry["Backend"] and doc[b].get("Options") == entry.get("Options")]
         for b in sharing:
             doc[b]["State"] = "bootstrapping"
+            doc[b]["CheckedAt"] = now_iso()
         snapshot = {b: dict(doc[b]) for b in sharing}
     result = host.bootstrap(handle)
     with editing() as doc:
@@ -183,8 +184,10 @@ def mark_unreachable(bridge: str, reason: str) -> None:
 
 
 def due_for_retry(entry: dict) -> bool:
-    """True when ``entry`` waits for its backend and its last attempt is RETRY_SECONDS old."""
-    if entry.get("State") != "waiting-for-beacon":
+    """True when ``entry`` waits for its backend and its last attempt is RETRY_SECONDS old, or
+    is stuck in ``bootstrapping`` (the process running it was killed) for ten times as long."""
+    state = entry.get("State")
+    if state not in ("waiting-for-beacon", "bootstrapping"):
         return False
     checked = entry.get("CheckedAt")
     if not isinstance(checked, str):
@@ -195,7 +198,8 @@ def due_for_retry(entry: dict) -> bool:
         when = datetime.fromisoformat(checked.replace("Z", "+00:00"))
     except ValueError:
         return True
-    return (datetime.now(timezone.utc) - when).total_seconds() >= RETRY_SECONDS
+    waited = (datetime.now(timezone.utc) - when).total_seconds()
+    return waited >= (RETRY_SECONDS if state == "waiting-for-beacon" else 10 * RETRY_SECONDS)
 
 
 def status(journal=None, bootstrap: bool = True) -> dict:

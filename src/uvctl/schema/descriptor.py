@@ -18,6 +18,8 @@ MAX_IDENTIFIER = 63  # PostgreSQL silently truncates longer names
 MAX_STRING_SIZE = 4000  # the widest VARCHAR every engine takes (NVARCHAR on SQL Server)
 MAX_INDEX_CHARS = 768  # MySQL's 3072-byte key limit at 4 bytes per utf8mb4 character
 DEFAULT_DECIMAL = (10, 2)
+#: The largest DECIMAL precision every engine takes (MSSQL: 38; MySQL 65, PostgreSQL 1000).
+MAX_DECIMAL_PRECISION = 38
 
 #: Descriptor ``Type`` → logical kind (dialects.KINDS). ``String`` is ``text`` when unsized.
 TYPE_KINDS = {
@@ -211,6 +213,9 @@ def _column_problems(where: str, column, columns: dict, identities: list) -> lis
     if column_type == "Decimal":
         if size not in _WORD_SIZES and _decimal(size) is None:
             problems.append(f"{where} {name or ''}: Size {json.dumps(size)} must be a number, \"P,S\", \"Default\" or \"int\"")
+        elif size not in _WORD_SIZES and not (1 <= _decimal(size)[0] <= MAX_DECIMAL_PRECISION and 0 <= _decimal(size)[1] <= _decimal(size)[0]):
+            problems.append(f"{where} {name or ''}: Size {json.dumps(size)} must have 1 <= precision <= "
+                            f"{MAX_DECIMAL_PRECISION} (every engine's limit) and 0 <= scale <= precision")
     elif size not in _WORD_SIZES and _number(size) is None:
         problems.append(f"{where} {name or ''}: Size {json.dumps(size)} must be a number, \"Default\" or \"int\"")
     elif column_type in ("String", "AutoGUID") and _number(size) is not None and not 0 < _number(size) <= MAX_STRING_SIZE:
