@@ -377,3 +377,21 @@ def test_changes_that_arrive_before_their_record_are_kept_and_replays_change_not
         assert flush(replay=True, batch_size=2, journal=journal).ok
         assert _full_tables(db_url) == first
     assert_database_equals_journal(db_url, journal)
+
+
+def test_an_old_change_for_a_record_this_journal_never_held_does_not_override_a_fresh_one(sqlite_url, journal,
+                                                                                         sql_assigned, monkeypatch):
+    # an update for a record only the backend holds (a journal started anew) is NotFound here;
+    # when the item is enqueued again long after, that old change must not be folded into it
+    from uvctl.bridge import QueueBridge
+    from uvctl.journal import store
+
+    sql_assigned(sqlite_url)
+    with QueueBridge(journal) as queue:
+        assert queue.update_work_item("wi-old", {"Status": "Complete"})["NotFound"] is True
+        monkeypatch.setattr(store, "EARLY_PATCH_WINDOW", 0.0)  # the update is now older than the window
+        assert queue.upsert_work_item({"WorkItemHash": "wi-old", "Status": "Pending", "Priority": 9})["Pending"] is False
+    assert (journal.get_work_item("wi-old")["Status"], journal.get_work_item("wi-old")["Priority"]) == ("Pending", 9)
+    assert_database_equals_journal(sqlite_url, journal)
+    assert flush(replay=True, journal=journal).ok
+    assert_database_equals_journal(sqlite_url, journal)

@@ -39,6 +39,9 @@ from .normalize import now_iso
 
 #: 2 added ``early_patch`` (changes that arrived before their record).
 FORMAT_VERSION = 2
+#: Seconds within which a change that arrived before its record is folded into it (a race
+#: between Ultravisor's concurrent bridge calls); older ones are dropped when the record comes.
+EARLY_PATCH_WINDOW = 60.0
 #: Actions per chunk of a transaction: existence checks and inserts are batched per chunk.
 _CHUNK = 500
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -550,14 +553,22 @@ class Journal:
         """
         record = action.settings[field]
         key = _encode([record[c] for c in table(tbl).key])
-        rows = self._conn.execute("SELECT seq, patch FROM early_patch WHERE tbl = ? AND key = ? ORDER BY seq",
-                                  (tbl, key)).fetchall()
+        rows = self._conn.execute(
+            "SELECT e.patch, l.recorded_at FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
+            "WHERE e.tbl = ? AND e.key = ? ORDER BY e.seq", (tbl, key)).fetchall()
         if not rows:
             return action
         self._conn.execute("DELETE FROM early_patch WHERE tbl = ? AND key = ?", (tbl, key))
+        # Only a change that arrived shortly before is a race; an older one was for a record
+        # this journal never held (the backend's, or one that never came) and must not
+        # override a fresh record of the same key.
+        since = _iso_ago(EARLY_PATCH_WINDOW)
+        fresh = [json.loads(patch) for patch, recorded_at in rows if recorded_at is not None and recorded_at >= since]
+        if not fresh:
+            return action
         merged = dict(record)
-        for _seq, patch in rows:
-            merged.update(json.loads(patch))
+        for patch in fresh:
+            merged.update(patch)
         return Action(action.name, {**action.settings, field: merged}, action.seq)
 
     def _append_event(self, action: Action, stamp: str) -> Recorded:
@@ -822,6 +833,13 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:  # another process created it meanwhile
         pass
+
+
+def _iso_ago(seconds: float) -> str:
+    """The time ``seconds`` ago, written like :func:`now_iso` (so the two compare as text)."""
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _covers(existing: dict, values: dict) -> bool:
