@@ -157,6 +157,8 @@ def test_beacons_and_connections(coordinator, databeacon, uvctl):
     assert "UV Test Persistence" in text and "connected" in text and "route hash uv-test-persistence" in text
     missing = uvctl("coordinator", "connections", "--beacon", "nope")
     assert missing.exit_code == EXIT_NO_BEACON and "beacon 'nope' is not registered" in missing.stderr
+    not_a_databeacon = uvctl("coordinator", "connections", "--beacon", "shell1")  # at once, not after 10 s
+    assert not_a_databeacon.exit_code == 2 and "beacon 'shell1' lacks MeadowProxy" in not_a_databeacon.stderr
 
 
 def test_coordinator_url_is_required_and_never_carries_a_password(uvctl, monkeypatch):

@@ -302,6 +302,44 @@ def test_changes_applied_concurrently_by_another_process_are_not_an_error(db_url
     assert any("concurrently" in note for note in report.notes)
 
 
+def test_a_race_caught_half_way_is_finished_instead_of_failing(db_url, monkeypatch):
+    # where DDL is not transactional (MariaDB) the other process may be half-way: the first
+    # tables exist when our DDL fails, the last ones not yet; ensure plans again and finishes
+    from uvctl.schema import ensure as ensure_module
+
+    real_execute, calls = ensure_module._execute, []
+
+    def other_process_half_way(connection, dialect, statements, engine):
+        calls.append(len(statements))
+        if len(calls) == 1:
+            real_execute(connection, dialect, statements[:1], engine)  # "the other process" made the first table
+            if connection.in_transaction():
+                connection.commit()
+            raise ensure_module.SchemaExecutionError("statement 1 failed: table already exists", executed=[])
+        real_execute(connection, dialect, statements, engine)
+
+    monkeypatch.setattr(ensure_module, "_execute", other_process_half_way)
+    report = ensure_schema(db_url)
+    assert len(calls) == 2 and calls[1] < calls[0], calls
+    assert report.tables_created and not ensure_schema(db_url, execute=False).statements
+
+
+def test_mariadb_compares_table_names_exactly_when_the_server_does(mysql_url):
+    # lower_case_table_names = 0 (Linux's default): a foreign 'uvmanifest' is another table
+    engine = _engine(mysql_url)
+    with engine.begin() as conn:
+        assert str(conn.exec_driver_sql("SELECT @@lower_case_table_names").scalar()) == "0"
+        conn.exec_driver_sql("CREATE TABLE uvmanifest (x INT)")
+    engine.dispose()
+    report = ensure_schema(mysql_url)
+    assert "UVManifest" in report.tables_created and not report.skipped
+    assert not ensure_schema(mysql_url, execute=False).statements
+    engine = _engine(mysql_url)
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.exec_driver_sql("SHOW COLUMNS FROM uvmanifest")] == ["x"]
+    engine.dispose()
+
+
 def test_an_index_name_taken_by_a_foreign_table_fails_loudly(sqlite_url):
     engine = _engine(sqlite_url)
     with engine.begin() as conn:  # SQLite index names are per database, not per table
@@ -312,3 +350,30 @@ def test_an_index_name_taken_by_a_foreign_table_fails_loudly(sqlite_url):
     with pytest.raises(SchemaExecutionError, match="IX_UVManifest_Hash already exists.*rolled back"):
         ensure_schema(sqlite_url)
     assert ensure_schema(sqlite_url, execute=False).tables_created == list(UV_TABLES)
+
+
+@pytest.mark.parametrize("engine_name", ["postgres", "mysql"])
+def test_a_narrower_type_of_the_same_family_is_reported_never_altered(request, engine_name):
+    # SMALLINT where INTEGER is declared, a 4-byte float where a double is, MySQL TEXT (64 KB)
+    # where LONGTEXT is, a fixed CHAR where VARCHAR is: values the schema allows would not fit
+    url = request.getfixturevalue("pg_url" if engine_name == "postgres" else "mysql_url")
+    ensure_schema(url)
+    if engine_name == "postgres":
+        changes = ['ALTER TABLE "UVManifest" ALTER COLUMN "ElapsedMs" TYPE SMALLINT',
+                   'ALTER TABLE "UVQueueWorkItem" ALTER COLUMN "Health" TYPE REAL',
+                   'ALTER TABLE "UVQueueWorkItem" ALTER COLUMN "Status" TYPE CHAR(32)']
+        expected = {"UVManifest.ElapsedMs", "UVQueueWorkItem.Health", "UVQueueWorkItem.Status"}
+    else:
+        changes = ["ALTER TABLE UVManifest MODIFY ElapsedMs SMALLINT NOT NULL DEFAULT 0",
+                   "ALTER TABLE UVQueueWorkItem MODIFY Health FLOAT NOT NULL DEFAULT 0",
+                   "ALTER TABLE UVManifest MODIFY ManifestJSON TEXT"]
+        expected = {"UVManifest.ElapsedMs", "UVQueueWorkItem.Health", "UVManifest.ManifestJSON"}
+    engine = _engine(url)
+    with engine.begin() as conn:
+        for statement in changes:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+    report = ensure_schema(url, execute=False)
+    reported = {entry.split(":", 1)[1].split(" ")[0] for entry in report.skipped if entry.startswith("alter-column:")}
+    assert reported == expected, report.skipped
+    assert not report.statements

@@ -145,13 +145,14 @@ def connections_command(beacon, timeout, coordinator_url, user, as_json):
 
     Read through dispatched DataBeaconAccess work items (ListConnections, then ListTables per
     connection). The route hash is the one its endpoints use: /1.0/<hash>/<Table>.
-    Exit code 4 when the beacon is not registered or does not answer.
+    Exit code 4 when the beacon is not registered or does not answer, 2 when it is not a
+    databeacon (it lacks the capabilities).
     """
     from ..coordinator import databeacon
     from ..coordinator.assign import wait_for_beacon
 
     with _open(coordinator_url, user) as coordinator:
-        wait_for_beacon(coordinator, beacon, 0)
+        databeacon.require_databeacon(wait_for_beacon(coordinator, beacon, 0))
         rows = databeacon.connections(coordinator, beacon, int(timeout * 1000))
     emit(rows, as_json, _print_connections)
 

@@ -25,6 +25,8 @@ from ..errors import UvctlError, mask_secrets
 WRITE_THROUGH_WAIT = 0.5
 #: How long a flush batch waits for the lock (a write-through holds it for one dispatch).
 FLUSH_WAIT = 60.0
+#: How long a delivery waits for other threads of its own process.
+THREAD_WAIT = 5.0
 _THREAD_LOCKS: dict = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
@@ -95,10 +97,12 @@ def delivering(bridge: str, identity: str, timeout: float, marks=None):
     path = data_file(f"delivery-{bridge.lower()}")
     busy = (f"another delivery to the {bridge} backend (a flush batch or a write) held the lock for {timeout:g} s; "
             f"the next write or 'uvctl flush' delivers what waits")
-    # threads of this process queue on a thread lock (the file lock's waiters poll every 50 ms)
+    # Threads of this process queue on a thread lock (the file lock's waiters poll every 50 ms).
+    # They may wait longer than ``timeout``: each holds it for one delivery of a few records,
+    # but a queue of them behind an fsync the disk is slow to finish can exceed half a second.
     with _THREAD_LOCKS_GUARD:
         local = _THREAD_LOCKS.setdefault(path, threading.Lock())
-    if not local.acquire(timeout=timeout):
+    if not local.acquire(timeout=max(timeout, THREAD_WAIT)):
         raise UvctlError(busy)
     try:
         with file_lock(path, what="delivery lock", timeout=timeout, busy=busy):

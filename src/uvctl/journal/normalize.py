@@ -140,6 +140,8 @@ def project_record(action: str, table_name: str, record: dict, warnings: list | 
     if table_name == EVENT:
         if not projected.get("EventGUID"):
             projected["EventGUID"] = new_event_guid()
+        else:  # a sent GUID is a natural key like any other
+            projected["EventGUID"] = _key(action, table_name, "EventGUID", projected["EventGUID"])
         if record.get("EmittedAt") is None:
             projected["EmittedAt"] = now_iso()
         if not projected.get("Seq"):
@@ -282,6 +284,11 @@ def _key(action: str, table_name: str, col: str, value):
     if not value.isprintable():
         raise UsageError(f"{action}: {col} {value[:80]!r} contains control characters; a natural key must be "
                          f"printable text")
+    if "~" in value:
+        # meadow's REST filters (a databeacon backend) split on '~': such a record could never
+        # be delivered there and would hold back every later record of its bridge for good
+        raise UsageError(f"{action}: {col} {value[:80]!r} contains '~', which a natural key may not hold "
+                         f"(meadow's filters cannot look it up); Ultravisor's own keys never do")
     limit = table(table_name).sizes.get(col if col != "RunHash" else "Hash", MAX_TEXT)
     if len(value) > limit:
         _too_long(action, table_name, col if col != "RunHash" else "Hash", value)

@@ -7,6 +7,9 @@ has transactional DDL (SQLite, PostgreSQL), statement by statement on MySQL/Mari
 
 from __future__ import annotations
 
+import re
+import time
+
 from dataclasses import dataclass, field
 
 from ..errors import UsageError, UvctlError, mask_url
@@ -95,6 +98,12 @@ def _report(engine: str, forward: list[Change], skipped: list[Change], dialect: 
     return report
 
 
+#: Tries of the DDL while another process bootstraps the same database at once.
+_RACE_ATTEMPTS = 3
+#: What a statement fails with when another process created the same object first.
+_RACE_MARKERS = re.compile(r"(?i)already exists|duplicate column|duplicate key name")
+
+
 def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True) -> EnsureReport:
     """Make the database at ``url`` match ``descriptor`` (Ultravisor's when None), forward only.
 
@@ -123,18 +132,36 @@ def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True
             report.notes.append("Plan only: nothing was executed.")
             return report
         if report.statements:
-            try:
-                _execute(connection, dialect, report.statements, engine)
-            except SchemaExecutionError:
-                # two processes bootstrapping at once: the other one may have applied the
-                # same changes between our plan and our DDL; only a still-pending plan fails
-                if plan(connection, dialect, descriptor)[0]:
-                    raise
-                report.notes.append("Another process applied the same changes concurrently; the database matches.")
+            _execute_racing(connection, dialect, descriptor, report, engine)
             report.executed = True
         if report.in_sync and not skipped:
             report.notes.append("The database already matches the descriptor.")
         return report
+
+
+def _execute_racing(connection, dialect: Dialect, descriptor: dict, report: EnsureReport, engine: str) -> None:
+    """Run the report's statements; when they fail, plan again: another process bootstrapping
+    at once may have applied the same changes meanwhile (or be half-way through them, where
+    DDL is not transactional), so what is still missing is run again, a few times, before
+    the failure counts."""
+    statements = report.statements
+    for attempt in range(_RACE_ATTEMPTS):
+        try:
+            _execute(connection, dialect, statements, engine)
+            return
+        except SchemaExecutionError as exc:
+            if connection.in_transaction():
+                connection.rollback()
+            pending = plan(connection, dialect, descriptor)[0]
+            if pending and not _RACE_MARKERS.search(str(exc)):
+                raise  # a real failure (a duplicate value under a new unique index, a view in the way)
+            if not pending:
+                report.notes.append("Another process applied the same changes concurrently; the database matches.")
+                return
+            if attempt == _RACE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+            statements = _report(engine, pending, [], dialect).statements
 
 
 def _execute(connection, dialect: Dialect, statements: list[str], engine: str) -> None:

@@ -18,6 +18,9 @@ def reflected_type(sa_type, dialect: Dialect) -> ColumnType:
 
     if isinstance(sa_type, t.Boolean):
         return dialect.normalize("boolean")
+    narrower = _narrower(sa_type, dialect)
+    if narrower is not None:
+        return narrower
     if isinstance(sa_type, t.Integer):
         return dialect.normalize("integer")
     if isinstance(sa_type, t.Float):  # before Numeric: Float is a Numeric
@@ -34,6 +37,39 @@ def reflected_type(sa_type, dialect: Dialect) -> ColumnType:
     return dialect.normalize(type(sa_type).__name__.lower())
 
 
+def _narrower(sa_type, dialect: Dialect) -> ColumnType | None:
+    """A type of the same family as a declared one, but one that holds less (SMALLINT for
+    INTEGER, 4-byte REAL/FLOAT for a double, MySQL TEXT for LONGTEXT, a fixed CHAR for a
+    VARCHAR) or means something else (PostgreSQL's timestamptz): its own name, so that it
+    differs from the declared type and is reported (never altered)."""
+    from sqlalchemy import types as t
+
+    if dialect.name not in ("postgres", "mysql"):  # SQLite's REAL is a double; T-SQL is not checked live
+        return None
+    name = type(sa_type).__name__.lower()
+    if isinstance(sa_type, t.SmallInteger):
+        return ColumnType("smallint")
+    if isinstance(sa_type, t.Float) and not isinstance(sa_type, t.Double):
+        return ColumnType("real")
+    if dialect.name == "mysql" and name in ("tinytext", "text", "mediumtext"):
+        return ColumnType({"text": "text-64kb"}.get(name, name))  # not "text": that is the declared LONGTEXT
+    if isinstance(sa_type, t.CHAR) or name in ("char", "nchar"):
+        return ColumnType("char", (sa_type.length,) if isinstance(sa_type.length, int) else ())
+    if isinstance(sa_type, t.DateTime) and getattr(sa_type, "timezone", False):
+        return ColumnType("timestamptz")
+    return None
+
+
+def _table_names_are_exact(connection, dialect: Dialect) -> bool:
+    """True where table names compare exactly although the dialect folds identifiers:
+    MySQL/MariaDB with ``lower_case_table_names = 0`` (Linux's default), where ``uvmanifest``
+    is another table than ``UVManifest`` (column and index names still ignore case there)."""
+    if dialect.name != "mysql":
+        return False
+    value = connection.exec_driver_sql("SELECT @@lower_case_table_names").scalar()
+    return str(value).strip() == "0"
+
+
 def _is_max(sa_type) -> bool:
     # SQL Server reflects NVARCHAR(MAX) as a String whose length is None or 'max'
     return str(getattr(sa_type, "length", "")).lower() == "max"
@@ -44,9 +80,10 @@ def live_model(connection, dialect: Dialect, names: list[str]) -> Model:
     import sqlalchemy as sa
 
     model = Model(dialect)
-    wanted = {dialect.key(name) for name in names}
+    key = (lambda name: name) if _table_names_are_exact(connection, dialect) else dialect.key
+    wanted = {key(name) for name in names}
     inspector = sa.inspect(connection)
-    existing = [name for name in inspector.get_table_names() if dialect.key(name) in wanted]
+    existing = [name for name in inspector.get_table_names() if key(name) in wanted]
     if not existing:
         return model
     columns = inspector.get_multi_columns(filter_names=existing)
