@@ -377,3 +377,29 @@ def test_a_narrower_type_of_the_same_family_is_reported_never_altered(request, e
     reported = {entry.split(":", 1)[1].split(" ")[0] for entry in report.skipped if entry.startswith("alter-column:")}
     assert reported == expected, report.skipped
     assert not report.statements
+
+
+def test_a_mariadb_prefix_index_is_not_taken_for_the_declared_full_index(mysql_url):
+    ensure_schema(mysql_url)
+    engine = _engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX IX_UVQueueWorkItem_Status ON UVQueueWorkItem")
+        conn.exec_driver_sql("CREATE INDEX IX_UVQueueWorkItem_Status ON UVQueueWorkItem (Status(10))")
+    engine.dispose()
+    report = ensure_schema(mysql_url, execute=False)
+    assert any(entry.startswith("alter-index:") and "IX_UVQueueWorkItem_Status" in entry for entry in report.skipped), report.skipped
+
+
+def test_a_table_too_wide_for_a_mariadb_row_is_refused_before_any_ddl(mysql_url):
+    from uvctl.errors import UsageError
+
+    def widen(tables):
+        tables["UVManifest"]["Schema"] += [{"Column": f"Wide{n}", "Type": "String", "Size": 4000} for n in range(5)]
+
+    with pytest.raises(UsageError, match="UVManifest: its columns need about .* more than the 65535"):
+        ensure_schema(mysql_url, _descriptor(widen))
+    engine = _engine(mysql_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == [], "nothing was executed"
+    finally:
+        engine.dispose()

@@ -77,7 +77,36 @@ def plan(connection, dialect: Dialect, descriptor: dict) -> tuple[list[Change], 
     live = live_model(connection, dialect, [t.name for t in desired.tables.values()])
     if connection.in_transaction():  # release the reads' locks (SQLite) before any DDL
         connection.rollback()
-    return forward_only(diff(desired, live))
+    forward, skipped = forward_only(diff(desired, live))
+    if dialect.name == "mysql":
+        _check_mysql_row_size(desired, {change.table for change in forward})
+    return forward, skipped
+
+
+#: MariaDB/MySQL: the most bytes a row's columns may take (TEXT/BLOB count only their pointer).
+_MYSQL_ROW_BYTES = 65535
+
+
+def _check_mysql_row_size(desired: Model, tables: set) -> None:
+    """A UsageError, before any DDL, for a table to create or extend whose columns cannot fit
+    one MariaDB/MySQL row (VARCHAR counts 4 bytes a character in utf8mb4)."""
+    for name in tables:
+        table = desired.table(name)
+        if table is None:
+            continue
+        total = sum(_mysql_column_bytes(column) for column in table.columns.values())
+        if total > _MYSQL_ROW_BYTES:
+            raise UsageError(
+                f"table {table.name}: its columns need about {total} bytes a row on MariaDB/MySQL (utf8mb4 VARCHAR "
+                f"counts 4 bytes a character), more than the {_MYSQL_ROW_BYTES} a row holds; make some String "
+                f"columns smaller or Text; nothing was executed"
+            )
+
+
+def _mysql_column_bytes(column) -> int:
+    if column.kind == "string" and column.size:
+        return column.size[0] * 4 + 2
+    return {"text": 12, "decimal": 16, "double": 8, "timestamp": 8, "boolean": 1}.get(column.kind or "", 4)
 
 
 def _report(engine: str, forward: list[Change], skipped: list[Change], dialect: Dialect) -> EnsureReport:

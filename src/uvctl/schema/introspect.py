@@ -98,6 +98,12 @@ def live_model(connection, dialect: Dialect, names: list[str]) -> Model:
         for index in indexes.get((_schema, name), []):
             # an expression index lists its expressions in place of column names
             names = index.get("expressions") or index.get("column_names") or ()
+            # a MySQL prefix index (Status(10)) covers less than the declared full index: it
+            # gets the prefix in its column names, so it compares as a different index
+            prefixes = (index.get("dialect_options") or {}).get("mysql_length") or {}
+            if isinstance(prefixes, int):  # one length for every column
+                prefixes = dict.fromkeys(names, prefixes)
+            names = [f"{name}({prefixes[name]})" if name in prefixes else name for name in names]
             table.add_index(Index(index["name"], tuple(str(name) for name in names), bool(index.get("unique"))))
         for constraint in uniques.get((_schema, name), []):
             if constraint.get("name"):
