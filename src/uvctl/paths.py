@@ -60,8 +60,19 @@ def default_db_url() -> str:
     if url:
         return url
     path = ensure_data_dir() / DEFAULT_DB_FILE
-    try:  # created private, like the journal: it holds the same records (SQLite gives -wal/-shm its mode)
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except OSError:  # there already, or the data dir is read-only (opening it will say so)
+    try:  # private, like the journal: it holds the same records
+        create_private(path)
+    except OSError:  # a read-only data dir: opening the database will say so
         pass
     return f"sqlite:///{path}"
+
+
+def create_private(path: Path) -> None:
+    """Create the SQLite file ``path`` with mode 0600 when it is missing (SQLite gives its -wal
+    and -shm files the same mode). OSError when it cannot be created."""
+    if path.exists():
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:  # another process created it meanwhile
+        pass

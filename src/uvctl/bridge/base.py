@@ -21,7 +21,7 @@ library loads them only when it writes or reads; with nothing assigned it is jou
 from __future__ import annotations
 
 from ..actions import Action, envelope, failure
-from ..errors import BackendUnavailable, UsageError, mask_secrets
+from ..errors import UsageError, mask_secrets
 from ..journal import Journal, normalize_action
 from ..journal.store import Recorded
 
@@ -138,10 +138,7 @@ class BridgeBase:
             if exc.needs_bootstrap:
                 return f"needs bootstrap: {exc.reason}"
             return exc.reason if len(records) == 1 else _reason(exc)
-        except BackendUnavailable as exc:
-            _mark_unreachable(self.bridge, _reason(exc))
-            return _reason(exc)
-        except Exception as exc:  # a busy lock, a corrupt mark file, a plugin's bug
+        except Exception as exc:  # unreachable, a busy lock, a corrupt mark file, a plugin's bug
             return _reason(exc)
         if mark < seq:
             left = self.journal.count_after(self.bridge, mark)
@@ -161,7 +158,9 @@ class BridgeBase:
             except Exception:
                 answer = {}
             if answer.get("NeedsBootstrap"):
-                _mark_needs_bootstrap(self.bridge, answer.get("Reason") or "the backend lost its readiness")
+                from ..flush.delivery import note_state
+
+                note_state("mark_needs_bootstrap", self.bridge, answer.get("Reason") or "the backend lost its readiness")
             # Only a successful answer counts: "not found" or an error there is checked
             # against the journal, which holds every write.
             elif answer.get("Success") and answer.get("Available", True):
@@ -235,7 +234,7 @@ def _not_found_warning(action: Action) -> str:
         what = f"manifest {s['RunHash']!r}"
     return (
         f"{what} is not in the journal: the change is journaled (seq {action.seq}) and sent to the backend, "
-        f"where it applies if the record exists there; if the record arrives here later, the change is applied to it"
+        f"where it applies if the record exists there; if the record arrives here within a minute, the change is applied to it"
     )
 
 
@@ -243,25 +242,7 @@ def _reason(exc: Exception) -> str:
     return mask_secrets(str(exc) or type(exc).__name__)
 
 
-def _mark_needs_bootstrap(bridge: str, reason: str) -> None:
-    from .. import assignment
-
-    try:
-        assignment.mark_needs_bootstrap(bridge, reason)
-    except Exception:  # bookkeeping only: the write itself is safe in the journal
-        pass
-
-
 def _mark(bridge: str, identity: str, journal: Journal) -> int:
     from ..flush import HighWaterMarks
 
     return HighWaterMarks(journal_id=journal.journal_id).get(bridge, identity)
-
-
-def _mark_unreachable(bridge: str, reason: str) -> None:
-    from .. import assignment
-
-    try:
-        assignment.mark_unreachable(bridge, reason)
-    except Exception:  # bookkeeping only: the write itself is safe in the journal
-        pass

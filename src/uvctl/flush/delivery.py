@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from ..errors import UvctlError, mask_secrets
+from ..errors import BackendUnavailable, UvctlError, mask_secrets
 
 #: How long a write-through waits for the lock (a flush batch may hold it): the caller then
 #: gets ``Pending: True`` and the next write or flush delivers the record.
@@ -57,12 +57,16 @@ class Delivery:
         acknowledged, move the mark to the last; the mark after the call.
 
         Raises :class:`Refused` (and marks the assignment for a new bootstrap when the
-        backend says it lost readiness), BackendUnavailable, or UvctlError for a plugin bug.
+        backend says it lost readiness), BackendUnavailable (and sets the assignment back to
+        ``waiting-for-beacon``), or UvctlError for a plugin bug.
         """
         from .. import host
 
         try:
             answers = host.dispatch(handle, actions)
+        except BackendUnavailable as exc:
+            note_state("mark_unreachable", self.bridge, str(exc))
+            raise
         except UvctlError:
             raise
         except Exception as exc:  # a third-party backend's bug stops the delivery with its message
@@ -75,7 +79,7 @@ class Delivery:
                 reason = answer.get("Reason") or "no reason given"
                 needs = bool(answer.get("NeedsBootstrap"))
                 if needs:
-                    _mark_needs_bootstrap(action.bridge, reason)
+                    note_state("mark_needs_bootstrap", action.bridge, reason)
                 raise Refused(f"the batch of seq {actions[0].seq}..{actions[-1].seq} was refused at seq {action.seq} "
                               f"({action.name}): {reason}", mask_secrets(reason), needs)
         self.already_present += present
@@ -111,10 +115,13 @@ def delivering(bridge: str, identity: str, timeout: float, marks=None):
         local.release()
 
 
-def _mark_needs_bootstrap(bridge: str, reason: str) -> None:
+def note_state(mark: str, bridge: str, reason: str) -> None:
+    """Record what a delivery learnt about the backend: the assignment service's ``mark``
+    (``mark_needs_bootstrap`` or ``mark_unreachable``). Bookkeeping only: a failure to record
+    it (a corrupt assignment file) never hides the delivery's own outcome."""
     from .. import assignment
 
     try:
-        assignment.mark_needs_bootstrap(bridge, reason)
-    except Exception:  # bookkeeping only: the journal still holds the record
+        getattr(assignment, mark)(bridge, reason)
+    except Exception:
         pass

@@ -185,9 +185,8 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
                     if fresh:
                         mark = delivery.send(handle, fresh)
             except UvctlError as exc:  # BackendUnavailable, Refused, a busy lock or a plugin's bug
-                if isinstance(exc, BackendUnavailable):
+                if isinstance(exc, BackendUnavailable):  # (the delivery set the bridge back to waiting)
                     report.unavailable = True
-                    _mark_unreachable(bridge, str(exc))
                 result.Pending = journal.count_after(bridge, result.HighWaterMark)
                 return _failed(result, str(exc))
             result.HighWaterMark = mark
@@ -219,15 +218,6 @@ def _read_ahead(journal, bridge: str, after: int, batch_size: int, end: int):
                 return
             ahead = pool.submit(journal.read, bridge, batch[-1].seq, batch_size, upto_seq=end)
             yield batch
-
-
-def _mark_unreachable(bridge: str, reason: str) -> None:
-    from .. import assignment
-
-    try:
-        assignment.mark_unreachable(bridge, reason)
-    except Exception:  # bookkeeping only
-        pass
 
 
 def _failed(result: BridgeFlush, message: str) -> BridgeFlush:

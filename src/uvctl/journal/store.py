@@ -33,6 +33,7 @@ from ..actions import MANIFEST as MANIFEST_BRIDGE
 from ..actions import QUEUE as QUEUE_BRIDGE
 from ..actions import WRITE_ACTIONS, Action, bridge_of
 from ..errors import UsageError, UvctlError
+from ..paths import create_private
 from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
 from .filters import normalize_filter, normalize_limit, to_sql
 from .normalize import now_iso
@@ -124,7 +125,7 @@ class Journal:
             raise UsageError(f"UVCTL_JOURNAL_SYNC must be 'full' or 'normal', got {mode!r}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _create_private(path)
+            create_private(path)
             conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise UvctlError(f"cannot open the journal {path}: {exc}") from exc
@@ -562,7 +563,7 @@ class Journal:
         # Only a change that arrived shortly before is a race; an older one was for a record
         # this journal never held (the backend's, or one that never came) and must not
         # override a fresh record of the same key.
-        since = _iso_ago(EARLY_PATCH_WINDOW)
+        since = now_iso(ago=EARLY_PATCH_WINDOW)
         fresh = [json.loads(patch) for patch, recorded_at in rows if recorded_at is not None and recorded_at >= since]
         if not fresh:
             return action
@@ -823,23 +824,6 @@ def _parts(values: list, size: int = 500):
 
 def _marks(values) -> str:
     return ", ".join("?" for _ in values)
-
-
-def _create_private(path: Path) -> None:
-    """Create a missing journal file with mode 0600: SQLite gives its -wal and -shm files the same mode."""
-    if path.exists():
-        return
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:  # another process created it meanwhile
-        pass
-
-
-def _iso_ago(seconds: float) -> str:
-    """The time ``seconds`` ago, written like :func:`now_iso` (so the two compare as text)."""
-    from datetime import datetime, timedelta, timezone
-
-    return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _covers(existing: dict, values: dict) -> bool:
