@@ -21,6 +21,8 @@ ALL_ACTIONS = WRITE_ACTIONS + READ_ACTIONS
 
 #: Actions whose replay may hit an existing row and still count as delivered.
 APPEND_ONLY = ("QP_AppendEvent", "QP_InsertAttempt")
+#: The natural key of each append-only action's record: what a duplicate must be a duplicate of.
+APPEND_ONLY_KEYS = {"QP_AppendEvent": ("EventGUID",), "QP_InsertAttempt": ("WorkItemHash", "AttemptNumber")}
 
 #: The two bridges; each has its own assignment and high-water mark.
 QUEUE = "Queue"

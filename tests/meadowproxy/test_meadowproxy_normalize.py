@@ -16,7 +16,8 @@ UPSERT = Action("QP_UpsertWorkItem", {})
         (500, {"Error": "UNIQUE constraint failed: UVQueueWorkItemEvent.EventGUID", "Code": "SQLITE_CONSTRAINT_UNIQUE"}),
         (500, {"Error": "Duplicate entry 'g1' for key 'IX_UVQueueEvent_GUID'", "Code": "ER_DUP_ENTRY"}),
         (500, {"Error": "duplicate key value violates unique constraint \"IX\"", "Code": "23505"}),
-        (400, {"error": "SQLITE_CONSTRAINT: something"}),
+        (400, {"error": "SQLITE_CONSTRAINT_UNIQUE: something"}),
+        (500, {"Error": "constraint failed", "errcode": 2067}),
         (500, {"Error": "unique constraint failed ({\"code\": \"ERR_SQLITE_ERROR\", \"errcode\": 2067})"}),
     ],
 )
@@ -30,12 +31,21 @@ def test_unique_violations_of_every_engine(status, body):
     [
         (500, {"Error": "NOT NULL constraint failed: UVQueueWorkItem.Status", "Code": "SQLITE_CONSTRAINT_NOTNULL"}),
         (500, {"Error": "table UVQueueWorkItem has no column named Bogus"}),
+        # other constraints share words with a unique violation; the row was not stored
+        (500, {"Error": "FOREIGN KEY constraint failed", "Code": "SQLITE_CONSTRAINT_FOREIGNKEY"}),
+        (400, {"error": "SQLITE_CONSTRAINT: CHECK constraint failed: Seq >= 0"}),
+        (500, {"Error": "constraint failed", "errcode": 787}),
         (404, {"Error": "Record not Found", "StatusCode": 404}),
         (200, {}),
     ],
 )
 def test_other_answers_are_not_duplicates(status, body):
     assert not is_unique_violation(status, body)
+
+
+def test_a_unique_violation_of_another_column_is_not_the_event_already_stored():
+    body = {"Error": "UNIQUE constraint failed: UVQueueWorkItemEvent.GUIDUVQueueWorkItemEvent"}
+    assert to_envelope(EVENT, {"Status": 500, "Body": body})["Success"] is False
 
 
 def test_a_duplicate_on_a_non_append_only_action_is_an_error():

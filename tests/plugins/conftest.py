@@ -37,6 +37,7 @@ class LegacyBeacon:
     duplicates_as_errors: bool = False  # answer a duplicate like a SQL beacon: an Error
     hang: bool = False  # never answer (the dispatch times out)
     error: str | None = None  # answer every work item with this ErrorMessage
+    error_actions: tuple = ()  # ... only these actions (empty: every action)
     store: MemoryStore = field(default_factory=MemoryStore)
     beacon_id: str = ""
     received: list = field(default_factory=list)
@@ -57,13 +58,15 @@ class LegacyBeacon:
         """``(True, Outputs)`` or ``(False, ErrorMessage)`` for one work item."""
         settings = {k: v for k, v in settings.items() if k != "QueueMetadata"}
         self.received.append((capability, action, settings))
-        if self.error is not None:
+        if self.error is not None and (not self.error_actions or action in self.error_actions):
             return False, self.error
         if capability not in self.capabilities or not action.startswith(("QP_", "MS_")):
             return False, f"Unknown capability/action {capability}/{action}"
         result = self.store.apply(action, settings)
-        if self.duplicates_as_errors and result.get("AlreadyPresent"):
-            return False, "SQLITE_CONSTRAINT: UNIQUE constraint failed: UVQueueWorkItemEvent.EventGUID"
+        if self.duplicates_as_errors and result.get("AlreadyPresent"):  # as a SQLite beacon words it
+            columns = "UVQueueWorkItemEvent.EventGUID" if action == "QP_AppendEvent" else \
+                "UVQueueWorkItemAttempt.WorkItemHash, UVQueueWorkItemAttempt.AttemptNumber"
+            return False, f"SQLITE_CONSTRAINT: UNIQUE constraint failed: {columns}"
         result.pop("Available", None)
         return True, result
 

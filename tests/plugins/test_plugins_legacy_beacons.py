@@ -190,10 +190,43 @@ def test_outputs_are_normalized_into_envelopes(action, outputs, expected):
     assert translate.from_outputs(action, outputs) == expected
 
 
-def test_only_append_only_actions_map_unique_errors_to_already_present():
-    message = "ER_DUP_ENTRY: Duplicate entry 'x' for key 'IX_UVQueueAttempt_HashNum'"
-    assert translate.from_error("QP_InsertAttempt", message, "b")["AlreadyPresent"] is True
-    assert translate.from_error("QP_UpsertWorkItem", message, "b")["Success"] is False
+@pytest.mark.parametrize(
+    ("action", "message", "duplicate"),
+    [
+        ("QP_InsertAttempt", "ER_DUP_ENTRY: Duplicate entry 'x' for key 'IX_UVQueueAttempt_HashNum'", True),
+        ("QP_InsertAttempt", "UNIQUE constraint failed: UVQueueWorkItemAttempt.WorkItemHash, UVQueueWorkItemAttempt.AttemptNumber", True),
+        ("QP_AppendEvent", 'duplicate key value violates unique constraint "ix" DETAIL: Key ("EventGUID")=(g) already exists.', True),
+        # an upsert conflict is not an append-only duplicate
+        ("QP_UpsertWorkItem", "ER_DUP_ENTRY: Duplicate entry 'x' for key 'WorkItemHash'", False),
+        # other constraints share words with a unique violation: the record was not stored
+        ("QP_AppendEvent", "SQLITE_CONSTRAINT: NOT NULL constraint failed: UVQueueWorkItemEvent.EventType", False),
+        ("QP_InsertAttempt", "SQLITE_CONSTRAINT: FOREIGN KEY constraint failed", False),
+        ("QP_InsertAttempt", "CHECK constraint failed: AttemptNumber > 0", False),
+        # a unique violation of another column is not this record already stored
+        ("QP_AppendEvent", "UNIQUE constraint failed: UVQueueWorkItemEvent.GUIDUVQueueWorkItemEvent", False),
+    ],
+)
+def test_only_a_natural_key_violation_of_an_append_only_record_is_a_duplicate(action, message, duplicate):
+    assert translate.is_duplicate(action, message) is duplicate
+    assert translate.from_error(action, message, "b")["Success"] is False  # an error alone is never a success
+
+
+def test_a_constraint_error_that_is_not_a_duplicate_leaves_the_records_pending(coordinator, backend):
+    beacon = coordinator.add_beacon("persist-1")
+    beacon.error = "SQLITE_CONSTRAINT: NOT NULL constraint failed: UVQueueWorkItemEvent.EventType"
+    event = Action("QP_AppendEvent", {"Event": records.event("wi-1", 1)})
+    attempt = Action("QP_InsertAttempt", {"Attempt": {"WorkItemHash": "wi-1", "AttemptNumber": 1}})
+    for result in host.dispatch(backend, [event, attempt]):
+        assert result["Success"] is False and "NOT NULL" in result["Reason"]
+
+
+def test_a_duplicate_event_the_beacon_does_not_return_stays_pending(coordinator, backend):
+    beacon = coordinator.add_beacon("persist-1")
+    beacon.error = "UNIQUE constraint failed: UVQueueWorkItemEvent.EventGUID"  # but nothing was ever stored
+    beacon.error_actions = ("QP_AppendEvent",)
+    (result,) = host.dispatch(backend, [Action("QP_AppendEvent", {"Event": records.event("wi-1", 1)})])
+    assert result["Success"] is False and "stays pending" in result["Reason"]
+    assert [sent[1] for sent in beacon.received] == ["QP_AppendEvent", "QP_GetEvents"]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ client is :mod:`uvctl.mesh`, shared with the meadowproxy backend.
 from __future__ import annotations
 
 from uvctl import hookimpl
-from uvctl.actions import failure
+from uvctl.actions import QUEUE, envelope, failure
 from uvctl.backend import BackendInfo, BootstrapResult, OptionSpec
 from uvctl.errors import UsageError, mask_url
 
@@ -105,7 +105,7 @@ def uvctl_dispatch(backend, actions):
     from uvctl.mesh import BeaconNotFound, WorkError
 
     beacon, timeout = backend.options["Beacon"], int(backend.options.get("TimeoutMs") or 5000)
-    raw = []
+    raw, stored_events = [], {}
     for action in actions:
         request = translate.work_item(action.name, action.settings)
         if isinstance(request, dict):  # refused before sending
@@ -119,7 +119,10 @@ def uvctl_dispatch(backend, actions):
             if capability not in (record.get("Capabilities") or []):
                 raw.append({"Envelope": failure(f"beacon {beacon!r} does not advertise {capability}")})
                 continue
-            raw.append({"Outputs": _coordinator(backend).dispatch(capability, action.name, settings, beacon, timeout)})
+            try:
+                raw.append({"Outputs": _coordinator(backend).dispatch(capability, action.name, settings, beacon, timeout)})
+            except WorkError as exc:
+                raw.append(_error(backend, action, str(exc), stored_events))
         except BeaconNotFound as exc:
             backend.state.pop("beacon", None)
             raw.append({"Envelope": translate.beacon_missing(str(exc))})
@@ -128,12 +131,34 @@ def uvctl_dispatch(backend, actions):
     return raw
 
 
+def _error(backend, action, message: str, stored_events: dict) -> dict:
+    """The raw result of a beacon error. A duplicate of an append-only record counts as
+    delivered only when it is one: a unique violation of the natural key and, for an event,
+    the event read back from the beacon (``stored_events`` caches the reads of this batch).
+    Attempts have no read action, so the key violation alone must do."""
+    if not translate.is_duplicate(action.name, message):
+        return {"Error": message}
+    if action.name == "QP_AppendEvent":
+        event = action.settings["Event"]
+        hash_ = event["WorkItemHash"]
+        if hash_ not in stored_events:
+            answer = _coordinator(backend).dispatch(
+                translate.CAPABILITY[QUEUE], "QP_GetEvents", {"WorkItemHash": hash_, "Limit": translate.READ_BACK_LIMIT},
+                backend.options["Beacon"], int(backend.options.get("TimeoutMs") or 5000))
+            stored_events[hash_] = (answer.get("Events") or []) if isinstance(answer, dict) else []
+        if not translate.holds_event(stored_events[hash_], event):
+            return {"Error": f"{message} (yet the beacon does not return event {event['EventGUID']}; it stays pending)"}
+    return {"Duplicate": True}
+
+
 @hookimpl
 def uvctl_normalize(backend, action, raw):
     if backend.name != NAME:
         return None
     if "Envelope" in raw:
         return raw["Envelope"]
+    if raw.get("Duplicate"):
+        return envelope(True, AlreadyPresent=True)
     if "Error" in raw:
         return translate.from_error(action.name, raw["Error"], backend.options["Beacon"])
     return translate.from_outputs(action.name, raw["Outputs"])

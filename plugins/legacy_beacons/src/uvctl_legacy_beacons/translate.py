@@ -8,7 +8,8 @@ no network, so it is tested on its own.
 
 from __future__ import annotations
 
-from uvctl.actions import QUEUE, envelope, failure
+from uvctl.actions import APPEND_ONLY_KEYS, QUEUE, envelope, failure
+from uvctl.conflicts import is_key_conflict
 
 CAPABILITY = {QUEUE: "QueuePersistence", "Manifest": "ManifestStore"}
 
@@ -51,8 +52,8 @@ READ_DEFAULTS = {
     "MS_ListManifests": {"Manifests": []},
 }
 
-APPEND_ONLY = ("QP_AppendEvent", "QP_InsertAttempt")
-_UNIQUE_WORDS = ("unique", "duplicate", "sqlite_constraint", "er_dup_entry", "already present", "already exists")
+#: Events read back to confirm a duplicate (the most a read may ask for).
+READ_BACK_LIMIT = 5000
 
 
 def work_item(action_name: str, settings: dict) -> tuple[str, dict] | dict:
@@ -85,10 +86,20 @@ def from_outputs(action_name: str, outputs: dict) -> dict:
     return result
 
 
+def is_duplicate(action_name: str, message: str) -> bool:
+    """True when a beacon error says the event or attempt is already stored: a unique
+    violation of its natural key, not any other constraint (NOT NULL, FOREIGN KEY, ...)."""
+    return action_name in APPEND_ONLY_KEYS and is_key_conflict(message, APPEND_ONLY_KEYS[action_name])
+
+
+def holds_event(stored: list, event: dict) -> bool:
+    """True when ``stored`` (the QP_GetEvents answer for the event's work item) holds an event
+    with its EventGUID: the stored one wins, as on every backend (its content is not compared)."""
+    return any(isinstance(row, dict) and row.get("EventGUID") == event.get("EventGUID") for row in stored)
+
+
 def from_error(action_name: str, message: str, beacon: str) -> dict:
-    """The envelope for a beacon error; a duplicate event or attempt counts as delivered."""
-    if action_name in APPEND_ONLY and any(word in message.lower() for word in _UNIQUE_WORDS):
-        return envelope(AlreadyPresent=True)
+    """The envelope for a beacon error (never a success: see :func:`is_duplicate`)."""
     return failure(f"beacon {beacon!r} failed {action_name}: {message}", **READ_DEFAULTS.get(action_name, {}))
 
 

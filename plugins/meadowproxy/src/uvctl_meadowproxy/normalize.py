@@ -13,12 +13,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from uvctl.actions import APPEND_ONLY, envelope, failure
+from uvctl import conflicts
+from uvctl.actions import APPEND_ONLY, APPEND_ONLY_KEYS, envelope, failure
 
-#: Words that mark a unique-key violation in a meadow error (any engine), lower-case.
-UNIQUE_WORDS = ("unique", "duplicate", "sqlite_constraint", "er_dup_entry")
-#: Driver error numbers of a unique violation: SQLite extended codes, MySQL, PostgreSQL.
-UNIQUE_CODES = {2067, 1555, 1062, "23505", "2067", "1062"}
 #: Beacon-side refusals and states after which the databeacon must be bootstrapped again.
 REBOOTSTRAP_WORDS = (
     "path is not in the allowlist",
@@ -61,13 +58,14 @@ def bulk_row_error(error) -> str:
         return str(error)
     codes = {error.get(k) for k in ("code", "errcode", "errno", "Code")}
     text = json.dumps(error, sort_keys=True)
-    if codes & UNIQUE_CODES:
+    if conflicts.is_unique_violation("", codes):
         return f"unique constraint failed ({text})"
     return text
 
 
-def is_unique_violation(status, body) -> bool:
-    """409, or 400/500 whose error mentions a unique/duplicate key (not NOT NULL)."""
+def is_unique_violation(status, body, key_columns=None) -> bool:
+    """409, or 400/500 whose error is a unique-key violation (not NOT NULL, FOREIGN KEY, ...);
+    with ``key_columns``, one that names other columns does not count."""
     if status == 409:
         return True
     if status not in (400, 500):
@@ -75,10 +73,10 @@ def is_unique_violation(status, body) -> bool:
     text = error_text(body)
     if not text and isinstance(body, dict):
         text = str(body.get("Stack") or "")
-    text = text.lower()
-    if "not null" in text or "notnull" in text:
-        return False
-    return any(word in text for word in UNIQUE_WORDS)
+    codes = [body.get(k) for k in ("code", "errcode", "errno", "Code")] if isinstance(body, dict) else []
+    if key_columns is None:
+        return conflicts.is_unique_violation(text, codes)
+    return conflicts.is_key_conflict(text, key_columns, codes)
 
 
 def needs_bootstrap(raw: dict) -> str | None:
@@ -157,7 +155,7 @@ def to_envelope(action, raw: dict) -> dict:
     if status is None:
         return failure("no answer was recorded for this action")
     ok = 200 <= status < 300
-    if not ok and name in APPEND_ONLY and is_unique_violation(status, raw.get("Body")):
+    if not ok and name in APPEND_ONLY and is_unique_violation(status, raw.get("Body"), APPEND_ONLY_KEYS[name]):
         return envelope(True, AlreadyPresent=True)
     if name in READ_KEYS:
         table, key = READ_KEYS[name]
