@@ -136,6 +136,36 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_the_rest_works(tmp_path)
     assert 'CREATE TABLE IF NOT EXISTS "UVManifest"' in ddl.stdout
 
 
+def test_a_plugin_whose_commands_fail_or_whose_backend_name_is_taken_is_a_warning(tmp_path):
+    site = tmp_path / "site"
+    _fake_distribution(site, "clashplug", (
+        "from uvctl import hookimpl\n"
+        "from uvctl.backend import BackendInfo\n"
+        "@hookimpl\n"
+        "def uvctl_register_commands(cli):\n"
+        "    raise RuntimeError('command setup broke')\n"
+        "@hookimpl\n"
+        "def uvctl_register_backends(register):\n"
+        "    register(BackendInfo(name='memory', summary='an impostor'))\n"
+        "    register(BackendInfo(name='clash_own', summary='its own backend'))\n"
+    ))
+    env = {**os.environ, "PYTHONPATH": str(site), "UVCTL_DATA_DIR": str(tmp_path / "data")}
+    env.pop("UVCTL_LOAD_PLUGINS", None)
+
+    listed = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert "plugin 'clashplug' failed to add its commands (RuntimeError: command setup broke)" in listed.stderr
+    assert "backend 'memory' is already provided by plugin 'memory'" in listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert [b["name"] for b in rows["memory"]["backends"]] == ["memory"]
+    assert [b["name"] for b in rows["clashplug"]["backends"]] == ["clash_own"]
+    assert rows["clashplug"]["error"]
+
+    help_ = subprocess.run([sys.executable, "-m", "uvctl", "persistence", "assign", "--help"], capture_output=True, text=True, env=env)
+    assert help_.returncode == 0 and "--store" in help_.stdout  # the memory backend's own option, not the impostor's
+
+
 def test_load_plugins_allow_list_loads_only_the_named_plugins(tmp_path):
     env = {**os.environ, "UVCTL_LOAD_PLUGINS": "memory", "UVCTL_DATA_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)

@@ -42,6 +42,7 @@ class PluginRecord:
 _loaded = False
 _records: dict[str, PluginRecord] = {}
 _backends: dict = {}
+_warned: set = set()  # problems already said on stderr
 
 
 def _allowed() -> set[str] | None:
@@ -130,6 +131,18 @@ def _collect_backends() -> None:
             if not isinstance(info, BackendInfo):
                 raise TypeError("register() takes a uvctl.backend.BackendInfo")
             info = BackendInfo(**{**info.__dict__, "plugin": _plugin_name})
+            taken = _backends.get(info.name)
+            if taken is not None and taken.plugin != _plugin_name:
+                # Two plugins announce one name. Letting the last one win would silently change
+                # what an existing assignment runs (and its mark key): the built-in, else the
+                # plugin named after the backend, else the first one keeps it.
+                keeper, other = (info, taken) if _claim(info) < _claim(taken) else (taken, info)
+                _warn_once(other.plugin, f"backend {info.name!r} is already provided by plugin {keeper.plugin!r}; "
+                                         f"plugin {other.plugin!r} cannot replace it (rename its backend)")
+                if keeper is taken:
+                    return
+                if taken.plugin in _records:
+                    _records[taken.plugin].backends.remove(info.name)
             _backends[info.name] = info
             if _plugin_name in _records:
                 _records[_plugin_name].backends.append(info.name)
@@ -139,6 +152,36 @@ def _collect_backends() -> None:
         except Exception as exc:
             record = _records.setdefault(plugin_name, PluginRecord(name=plugin_name))
             record.error = f"uvctl_register_backends failed: {type(exc).__name__}: {exc}"
+
+
+def _claim(info) -> int:
+    """How strongly the plugin of ``info`` claims its backend name (lower wins)."""
+    record = _records.get(info.plugin)
+    if record is not None and record.builtin:
+        return 0
+    return 1 if info.plugin == info.name else 2
+
+
+def _warn_once(plugin_name: str, problem: str) -> None:
+    """Record ``problem`` on the plugin and say it once on stderr (the backends are collected
+    again whenever a plugin is registered)."""
+    record = _records.setdefault(plugin_name, PluginRecord(name=plugin_name))
+    record.error = problem
+    if problem not in _warned:
+        _warned.add(problem)
+        print(f"uvctl: warning: {problem}", file=sys.stderr)
+
+
+def register_commands(cli) -> None:
+    """Let each plugin add its click commands to ``cli``; a plugin that fails is reported
+    in one line and left out, and every other command still works."""
+    load_plugins()
+    for impl in pm.hook.uvctl_register_commands.get_hookimpls():
+        try:
+            impl.function(**{name: cli for name in impl.argnames})  # the spec's one argument, if taken
+        except Exception as exc:
+            _warn_once(impl.plugin_name, f"plugin {impl.plugin_name!r} failed to add its commands "
+                                         f"({type(exc).__name__}: {exc}); other commands still work")
 
 
 def plugin_records() -> list[PluginRecord]:

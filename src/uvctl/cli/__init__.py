@@ -99,8 +99,7 @@ def _register_commands() -> None:
     for module in (schema, plugins, persistence, flush, journal, coordinator):
         for command in module.COMMANDS:
             cli.add_command(command)
-    host.load_plugins()
-    host.pm.hook.uvctl_register_commands(cli=cli)
+    host.register_commands(cli)
 
 
 _register_commands()
