@@ -232,6 +232,9 @@ def bootstrap(backend):
         return BootstrapResult("error", reason=_reason(exc))
     if result is None:
         return BootstrapResult("error", reason=f"no plugin bootstraps backend {backend.name!r}")
+    if not isinstance(result, BootstrapResult):
+        return BootstrapResult("error", reason=f"the plugin of backend {backend.name!r} answered the bootstrap with "
+                                               f"{type(result).__name__}, not a BootstrapResult; update or fix the plugin")
     return result
 
 
@@ -250,7 +253,22 @@ def dispatch(backend, actions: list) -> list[dict]:
             f"backend {backend.name!r} returned {len(raw)} results for {len(actions)} actions"
         )
     normalize = _normalizer(backend)
-    return [normalize(a, r) for a, r in zip(actions, raw)]
+    envelopes = [normalize(a, r) for a, r in zip(actions, raw)]
+    if not all(type(e) is dict and type(e.get("Success")) is bool and type(e.get("AlreadyPresent", False)) is bool
+               for e in envelopes):
+        envelopes = [_checked(backend, a, e) for a, e in zip(actions, envelopes)]
+    return envelopes
+
+
+def _checked(backend, action, answer):
+    """``answer`` when it is an envelope whose ``Success`` (and ``AlreadyPresent``) are booleans;
+    otherwise a failure that says so. A string "false" must never count as delivered."""
+    if type(answer) is dict and type(answer.get("Success")) is bool and type(answer.get("AlreadyPresent", False)) is bool:
+        return answer
+    shown = f"Success={answer.get('Success')!r}" if isinstance(answer, dict) else type(answer).__name__
+    return {"Available": True, "Success": False,
+            "Reason": f"backend {backend.name!r} answered {action.name} with {shown[:80]}, not an envelope with a "
+                      f"boolean Success; update or fix its plugin"}
 
 
 def _normalizer(backend):

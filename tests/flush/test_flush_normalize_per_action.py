@@ -98,3 +98,39 @@ def test_hook_call_monitoring_sees_every_normalize_call(plugins):
         undo()
     assert traced.count("uvctl_normalize") == 3
     assert [a["By"] for a in answers] == ["later", "first", "later"]
+
+
+class LooseAnswers:
+    """Normalizes to envelopes a careless plugin might write: a string Success, a bare string."""
+
+    @hookimpl(tryfirst=True)
+    def uvctl_normalize(self, backend, action, raw):
+        if backend.name != NAME:
+            return None
+        return [{"Success": "false"}, "ok", {"Success": True, "AlreadyPresent": "yes"}, {"Success": True}][action.seq - 1]
+
+
+def test_an_answer_without_a_boolean_success_is_a_failure_never_a_delivery(plugins):
+    host.register_plugin(LooseAnswers(), "normtest-loose")
+    try:
+        answers = _dispatch(4)
+    finally:
+        host.unregister_plugin("normtest-loose")
+    assert [a["Success"] for a in answers] == [False, False, False, True]
+    assert "Success='false'" in answers[0]["Reason"] and "with str" in answers[1]["Reason"]
+    assert all("update or fix its plugin" in a["Reason"] for a in answers[:3])
+
+
+class StringBootstrap:
+    @hookimpl
+    def uvctl_bootstrap(self, backend):
+        return "bootstrapped" if backend.name == NAME else None
+
+
+def test_a_bootstrap_answer_that_is_not_a_bootstrap_result_is_an_error(plugins):
+    host.register_plugin(StringBootstrap(), "normtest-bootstrap")
+    try:
+        result = host.bootstrap(Backend(name=NAME, options={}, identity=NAME, data_dir="."))
+    finally:
+        host.unregister_plugin("normtest-bootstrap")
+    assert result.state == "error" and "answered the bootstrap with str" in result.reason
