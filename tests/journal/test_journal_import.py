@@ -2,9 +2,14 @@
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -164,6 +169,61 @@ def test_no_manifests_and_explicit_staging(cli_runner, example_datadir, tmp_path
     assert report["Read"]["Manifests"] == 3 and report["Journaled"] == 3
 
 
+_WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA wal_autocheckpoint = 20")  # checkpoint often: the moments a file copy tears
+item_cols = [r[1] for r in conn.execute("PRAGMA table_info(BeaconWorkItem)") if r[1] != "IDBeaconWorkItem"]
+attempt_cols = [r[1] for r in conn.execute("PRAGMA table_info(BeaconWorkItemAttempt)") if r[1] != "IDBeaconWorkItemAttempt"]
+def copy_row(table, cols, id_col, hash_):  # with a large Result: the file grows, a copy takes a while
+    sel = ", ".join("?" if c == "WorkItemHash" else "zeroblob(0) || printf('%.40000c', 'r')" if c == "Result" else c
+                    for c in cols)
+    conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {table} ORDER BY {id_col} LIMIT 1", (hash_,))
+n = 0
+print("ready", flush=True)
+while True:
+    n += 1
+    conn.execute("BEGIN IMMEDIATE")
+    copy_row("BeaconWorkItem", item_cols, "IDBeaconWorkItem", f"wi-live-{n}")
+    conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")  # an attempt is written after its work item, as Ultravisor does
+    copy_row("BeaconWorkItemAttempt", attempt_cols, "IDBeaconWorkItemAttempt", f"wi-live-{n}")
+    conn.execute("COMMIT")
+"""
+
+
+def test_a_data_dir_being_written_is_read_as_one_consistent_snapshot(example_datadir, tmp_path):
+    from uvctl.journal.sources.datadir import DataDirSource, find_queue_db
+
+    queue_db = find_queue_db(example_datadir)
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(queue_db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        for _ in range(25):
+            with DataDirSource(example_datadir, manifests=False) as source:
+                conn = source._conn
+                orphans = conn.execute("SELECT COUNT(*) FROM BeaconWorkItemAttempt WHERE WorkItemHash LIKE 'wi-live-%' "
+                                       "AND WorkItemHash NOT IN (SELECT WorkItemHash FROM BeaconWorkItem)").fetchone()[0]
+                assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert orphans == 0, "the copy holds attempts of work items it does not hold: a torn copy"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert not list(Path(tempfile.gettempdir()).glob(f"uvctl-import-{os.getpid()}-*")), "the copies are removed"
+
+
+def test_copies_left_by_a_killed_import_are_removed_by_the_next_one(example_datadir):
+    from uvctl.journal.sources.datadir import DataDirSource
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = Path(tempfile.gettempdir()) / f"uvctl-import-{dead.stdout.strip()}-abandoned"
+    (left / "beacon-queue.sqlite").parent.mkdir(parents=True)
+    (left / "beacon-queue.sqlite").write_bytes(b"x" * 1024)
+    with DataDirSource(example_datadir, manifests=False):
+        pass
+    assert not left.exists()
+
+
 # ---------------------------------------------------------------------- JSONL
 LINES = [
     {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-1", "Settings": {"a": 1}, "Status": "Pending"}}},
@@ -191,6 +251,22 @@ def test_jsonl_import_is_idempotent_and_appends_only_new_lines(cli_runner, tmp_p
     write_jsonl(file, LINES + [more])
     assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 1
     assert len(journal.get_events("wi-1")) == 3
+
+
+def test_a_line_repeated_in_another_history_is_imported_and_a_copy_of_a_file_is_not(cli_runner, tmp_path, journal):
+    upsert = {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-b", "Status": "Pending"}}}
+    running = {"Action": "QP_UpdateWorkItem", "Settings": {"WorkItemHash": "wi-b", "Patch": {"Status": "Running"}}}
+    pending = {"Action": "QP_UpdateWorkItem", "Settings": {"WorkItemHash": "wi-b", "Patch": {"Status": "Pending"}}}
+    beat = {"Action": "QP_AppendEvent", "Settings": {"Event": {"WorkItemHash": "wi-b", "EventType": "heartbeat"}}}
+    day1 = write_jsonl(tmp_path / "day1.jsonl", [upsert, beat, running])
+    day2 = write_jsonl(tmp_path / "day2.jsonl", [pending, beat, running])
+    assert run_json(cli_runner, ["journal", "import", str(day1), "--json"])["Journaled"] == 3
+    assert run_json(cli_runner, ["journal", "import", str(day2), "--json"])["Journaled"] == 3
+    assert journal.get_work_item("wi-b")["Status"] == "Running"
+    assert len(journal.get_events("wi-b")) == 2, "the heartbeat of each day is its own event"
+    copy = tmp_path / "renamed.jsonl"
+    shutil.copy(day2, copy)
+    assert run_json(cli_runner, ["journal", "import", str(copy), "--json"])["Journaled"] == 0
 
 
 @pytest.mark.parametrize(

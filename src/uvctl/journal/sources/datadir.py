@@ -3,8 +3,9 @@
 Reference: ultravisor-datadir.md (a real data dir) and bridge reference §8.
 
 - ``<data>/beacon/beacon-queue.sqlite`` (WAL mode; the ``-wal`` file holds live rows that
-  Ultravisor never checkpoints). It is copied with its ``-wal`` into a temporary folder and
-  read there, so the source is never touched (even ``mode=ro`` rewrites ``-shm``).
+  Ultravisor never checkpoints). It is copied into a temporary folder and read there: while
+  it is open somewhere (a ``-shm`` file exists) as one consistent snapshot through SQLite's
+  backup API, else as plain copies of the file and its ``-wal``, which leave the source untouched.
 - ``<staging root>/*/Manifest_*.json``: the run manifests, oldest run first; ``StagingPath``
   (the run folder) and ``Live: false`` are added, since the files carry neither.
 
@@ -20,6 +21,7 @@ events and attempts; history of items the work-item table no longer has comes la
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -31,6 +33,8 @@ from ..normalize import normalize_action
 from . import IMPORT_NAMESPACE, without_queue_metadata
 
 QUEUE_DB = Path("beacon") / "beacon-queue.sqlite"
+#: Temporary copies of the queue database are ``<tmp>/uvctl-import-<pid>-<random>``.
+_COPY_PREFIX = "uvctl-import-"
 _QUEUE_TABLES = ("BeaconWorkItem", "BeaconWorkItemEvent", "BeaconWorkItemAttempt")
 #: Which work-item timestamp dates an event when the timeline has no row for it.
 _EVENT_TIME = {"enqueued": "EnqueuedAt", "dispatched": "DispatchedAt", "completed": "CompletedAt",
@@ -124,13 +128,17 @@ class DataDirSource:
 
     # ------------------------------------------------------------------ queue database
     def _open_copy(self) -> sqlite3.Connection:
-        self._tmp = tempfile.TemporaryDirectory(prefix="uvctl-import-")
+        _remove_abandoned_copies()
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"{_COPY_PREFIX}{os.getpid()}-")
         copy = Path(self._tmp.name) / QUEUE_DB.name
         try:
-            shutil.copyfile(self.queue_db, copy)
-            wal = Path(f"{self.queue_db}-wal")
-            if wal.exists():
-                shutil.copyfile(wal, Path(f"{copy}-wal"))
+            if Path(f"{self.queue_db}-shm").exists():
+                _snapshot(self.queue_db, copy)
+            else:  # nobody has it open: the files are at rest, and a plain copy leaves them untouched
+                shutil.copyfile(self.queue_db, copy)
+                wal = Path(f"{self.queue_db}-wal")
+                if wal.exists():
+                    shutil.copyfile(wal, Path(f"{copy}-wal"))
         except OSError as exc:
             raise UsageError(f"cannot read {self.queue_db}: {exc.strerror or exc}") from exc
         conn = sqlite3.connect(copy)
@@ -202,6 +210,47 @@ class DataDirSource:
                 yield normalize_action("MS_UpsertManifest", {"Manifest": manifest})
             except UsageError as exc:
                 raise UsageError(f"manifest {file}: {exc}; nothing was imported") from None
+
+
+def _snapshot(source: Path, copy: Path) -> None:
+    """Copy the queue database as of one moment, while Ultravisor may be writing to it.
+
+    Copying the file and then its ``-wal`` is not enough then: a checkpoint in between gives a
+    torn copy (attempts of work items the copy does not hold). SQLite's backup API copies every
+    page inside one read transaction, so the copy is one committed state. Reading takes the
+    reader's place in ``-shm`` that any WAL reader takes; the database and ``-wal`` are not written.
+    """
+    try:
+        reader = sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            target = sqlite3.connect(copy)
+            try:
+                reader.backup(target)
+            finally:
+                target.close()
+        finally:
+            reader.close()
+    except sqlite3.Error as exc:
+        raise UsageError(f"cannot read a consistent copy of {source} ({exc}); check that uvctl may read the "
+                         f"beacon folder and its -wal/-shm files, then run the import again") from None
+
+
+def _remove_abandoned_copies() -> None:
+    """Delete the copies left by imports that were killed (their process is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_COPY_PREFIX}*-*"):
+        pid = folder.name[len(_COPY_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _chain(*iterables):

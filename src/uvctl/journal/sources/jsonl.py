@@ -1,9 +1,11 @@
 """A JSONL file of bridge actions: ``{"Action": "QP_...", "Settings": {...}}`` per line.
 
-Each line's source key is its content plus its occurrence in the file (the third identical
-line is ``...|3``), so a re-import skips every line imported before and a longer version of
-the file brings only its new lines. An event without ``EventGUID`` gets a UUIDv5 of that
-key. The first bad line is an error naming it; nothing from the file is then imported.
+A line is identified by the file's content up to and including it (a running hash of the
+lines), so a re-import of the file, or of a copy of it under another name, skips every line
+imported before, and a longer version of it brings only its new lines. The same line in
+another history (another day's file) is a different line: it is imported. An event without
+``EventGUID`` gets a UUIDv5 of that key. The first bad line is an error naming it; nothing
+from the file is then imported.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class JsonlSource:
 
     def pairs(self):
         """``(action, source_key)`` per non-blank line, in file order."""
-        seen: dict = {}
+        history = hashlib.sha256()  # of every line so far: the key of a line is its history
         for number, raw in enumerate(self._handle, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -58,13 +60,13 @@ class JsonlSource:
             if line.strip():
                 self.count += 1
                 try:
-                    action = self._action(number, line, seen)
+                    action = self._action(number, line, history)
                 except RecursionError:
                     raise UsageError(f"{self.path} line {number}: JSON nested too deeply for uvctl (a thousand levels "
                                      f"or more); fix the line, nothing was imported") from None
                 yield action
 
-    def _action(self, number: int, line: str, seen: dict):
+    def _action(self, number: int, line: str, history):
         where = f"{self.path} line {number}"
         try:
             entry = json.loads(line, parse_constant=_not_json)
@@ -76,9 +78,8 @@ class JsonlSource:
             raise UsageError(f'{where}: expected {{"Action": "QP_...", "Settings": {{...}}}}{hint}; nothing was imported')
         name, settings = entry["Action"], entry.get("Settings")
         canonical = json.dumps([name, settings], sort_keys=True, separators=(",", ":"), default=str)
-        digest = hashlib.sha256(canonical.encode("utf-8")).digest()  # memory per distinct line stays small
-        seen[digest] = seen.get(digest, 0) + 1
-        key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, canonical)}|{seen[digest]}"
+        history.update(hashlib.sha256(canonical.encode("utf-8")).digest())
+        key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, history.hexdigest())}"
         if name == "QP_AppendEvent" and isinstance(settings, dict) and isinstance(settings.get("Event"), dict):
             event = settings["Event"]
             if not event.get("EventGUID"):
