@@ -28,7 +28,9 @@ class BackendUnavailable(UvctlError):
     exit_code = 3
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# The password runs to the last '@' of the line: one holding a space or a raw '@' is masked
+# whole (text between it and a later '@' is masked too, which is the safe side).
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\n]*)@")
 _KEY_VALUE = re.compile(
     r"(?i)(?P<key>password|passwd|pwd|token|secret|sessionid|api[_-]?key)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!(?:YES|NO)\)(?:[\s\"'&;,}]|$))(?P<val>[^\s\"'&;,}]+)"
 )

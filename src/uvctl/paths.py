@@ -22,8 +22,8 @@ def data_dir() -> Path:
 @functools.lru_cache(maxsize=8)
 def _data_dir(override: str | None, _home: str | None, _xdg_data_home: str | None) -> Path:
     # cached per value of the variables it depends on: every bridge write asks for it
-    if override:
-        return Path(override).expanduser()
+    if override:  # absolute: the default database URL built from it must not depend on the working directory
+        return Path(override).expanduser().absolute()
     import platformdirs
 
     return Path(platformdirs.user_data_dir("uvctl", appauthor=False))

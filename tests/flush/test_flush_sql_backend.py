@@ -204,8 +204,9 @@ def test_lookup_resolves_natural_keys(sqlite_url):
 
 
 @pytest.mark.parametrize("url, message", [
-    ("notaurl", "bad database URL"),
+    ("notaurl", "invalid database URL"),
     ("nosuchdialect://x/y", "unknown database dialect"),
+    ("postgresql://u:p@ss:w/rd@127.0.0.1/db", "must be URL-encoded as %40"),
     ("sqlite://", "names no file"),
     ("sqlite:///relative/target.sqlite", "relative path"),
     ("postgresql+nosuchdriver://u:pw@h/db", "unknown database dialect"),
@@ -216,6 +217,31 @@ def test_bad_urls_are_refused_at_assign_with_one_line(cli_runner, data_dir, url,
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (data_dir / "persistence-assignment.json").exists()
+
+
+def test_the_journal_itself_is_refused_as_a_target(cli_runner, data_dir):
+    journal = f"sqlite:///{data_dir / 'journal.sqlite'}"
+    for args in (["persistence", "assign", "--backend", "sql", "--db", journal], ["schema", "ensure", "--db", journal]):
+        result = cli_runner(args)
+        assert result.exit_code == 2 and "is uvctl's own journal" in result.output, result.output
+    assert not (data_dir / "persistence-assignment.json").exists()
+
+
+def test_a_password_with_a_space_is_masked_everywhere(cli_runner, data_dir):
+    url = "postgresql+psycopg://u:my secret@127.0.0.1:1/db"  # nothing listens on port 1
+    result = cli_runner(["persistence", "assign", "--backend", "sql", "--db", url, "--json"])
+    status = cli_runner(["persistence", "status"])
+    for text in (result.output, status.output):
+        assert "secret" not in text and "u:***@127.0.0.1" in text
+
+
+def test_postgres_scheme_is_read_as_postgresql(cli_runner, data_dir, pg_url):
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url).set(drivername="postgres").render_as_string(hide_password=False)
+    result = cli_runner(["schema", "plan", "--db", url, "--json"])
+    assert result.exit_code in (0, 10), result.output
+    assert json.loads(result.output)["Engine"] == "postgresql"
 
 
 def test_sql_default_target_is_the_data_dir_sqlite(cli_runner, data_dir):

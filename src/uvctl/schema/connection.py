@@ -39,13 +39,48 @@ def parse_url(url: str):
 
     if isinstance(url, str) and not url.isprintable():
         raise UsageError(f"database URL {mask_url(url)!r} contains control characters; retype it")
+    if isinstance(url, str):
+        _check_credentials(url)
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):
         raise UsageError(
             f"invalid database URL {mask_url(url)!r}: expected dialect[+driver]://user:password@host/database "
-            "or sqlite:///path/to/file.sqlite"
+            "or sqlite:///path/to/file.sqlite (URL-encode a password holding @ / ? # or spaces)"
         ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":  # the old spelling many hosting services still hand out
+        parsed = parsed.set(drivername="postgresql" + (f"+{driver}" if driver else ""))
+    if parsed.get_backend_name() == "sqlite":
+        _refuse_journal(parsed.database or "", url)
+    return parsed
+
+
+def _check_credentials(url: str) -> None:
+    """A password holding ``@`` must be URL-encoded, or part of it is taken for the host (and
+    shown where the host is named)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and rest.count("@") > 1 and ":" in rest.partition("@")[0]:
+        raise UsageError(
+            f"the password in the {scheme} database URL holds '@', which must be URL-encoded as %40 (and '/' as %2F, "
+            f"'?' as %3F, '#' as %23, a space as %20); for example: python3 -c \"import urllib.parse, sys; "
+            f"print(urllib.parse.quote(sys.argv[1], safe=''))\" 'PASSWORD'"
+        )
+
+
+def _refuse_journal(database: str, url: str) -> None:
+    """uvctl's own journal is no target: its tables share the UV names but not their columns."""
+    from ..paths import JOURNAL_FILE, data_file
+
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        same = Path(database).expanduser().resolve() == data_file(JOURNAL_FILE).resolve()
+    except OSError:
+        return
+    if same:
+        raise UsageError(f"{mask_url(url)} is uvctl's own journal, not a database to persist into; "
+                         f"point --db at another file (the embedded default is sqlite:///{data_file('ultravisor.sqlite')})")
 
 
 def sqlite_file_missing(url: str) -> bool:

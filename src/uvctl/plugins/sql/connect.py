@@ -33,13 +33,9 @@ def check_url(url: str):
         raise UsageError("empty database URL; pass --db dialect+driver://user@host/database")
     if not str(url).isprintable():
         raise UsageError(f"database URL {shown!r} contains control characters; retype it")
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa_exc.ArgumentError:
-        raise UsageError(
-            f"bad database URL {shown!r}: expected dialect+driver://user@host/database "
-            f"(for example sqlite:///path/to/file.sqlite or postgresql+psycopg://user@localhost/db)"
-        ) from None
+    from ...schema.connection import parse_url
+
+    parsed = parse_url(url)  # the checks every command gives a URL (encoding, the journal, postgres://)
     try:
         parsed.get_dialect()
     except sa_exc.NoSuchModuleError:
