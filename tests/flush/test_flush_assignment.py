@@ -130,8 +130,10 @@ def test_backend_options_come_from_the_plugin(scripted, cli_runner, data_dir):
 @pytest.mark.parametrize("mode, state", [("ok", "bootstrapped"), ("error", "error"), ("away", "waiting-for-beacon")])
 def test_status_runs_the_state_machine(scripted, cli_runner, mode, state):
     result = cli_runner(["persistence", "assign", "--backend", "scripted", "--mode", mode, "--token", "t0psecret", "--json"])
-    assert result.exit_code == 0
-    rows = json.loads(result.output)
+    assert result.exit_code == (1 if state == "error" else 0)  # waiting for the beacon is not a failure
+    if state == "error":
+        assert "Queue and Manifest assigned, but the bootstrap failed: mode error" in result.stderr
+    rows = json.loads(result.stdout)
     assert scripted.seen_states == ["bootstrapping"]  # recorded while the hook ran, once for both bridges
     for bridge in ("Queue", "Manifest"):
         assert rows[bridge]["State"] == state

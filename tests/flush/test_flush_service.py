@@ -205,6 +205,28 @@ def test_unreachable_backend_keeps_records_pending_until_it_is_back(pg_url, jour
     proxy.stop()
 
 
+def test_a_bridge_whose_backend_is_down_does_not_hold_back_the_other(pg_url, sqlite_url, journal, cli_runner):
+    from sqlalchemy.engine import make_url
+
+    from uvctl import assignment
+
+    proxy = TcpProxy(make_url(pg_url).port or 5432).start()
+    assignment.assign("sql", {"Db": via_proxy(pg_url, proxy)}, ("Queue",))
+    assignment.assign("sql", {"Db": sqlite_url}, ("Manifest",))
+    assert assignment.backend_for("Queue", bootstrap=True) and assignment.backend_for("Manifest", bootstrap=True)
+    record(journal, traffic(3, manifests=2))
+    proxy.stop()
+    try:
+        result = cli_runner(["flush", "--json"])
+    finally:
+        proxy.start()
+    assert result.exit_code == 3
+    bridges = json.loads(result.stdout)["Bridges"]
+    assert bridges["Queue"]["State"] == "failed" and bridges["Queue"]["Pending"] == journal.count_after("Queue", 0)
+    assert bridges["Manifest"]["State"] == "flushed" and bridges["Manifest"]["Pending"] == 0
+    proxy.stop()
+
+
 def test_write_through_with_the_backend_stopped_then_flush_delivers(pg_url, journal, cli_runner, sql_assigned):
     bridge_module = pytest.importorskip("uvctl.bridge")
     from sqlalchemy.engine import make_url

@@ -17,9 +17,10 @@ from .output import emit, json_option
 def flush_command(replay, batch_size, dry_run, as_json):
     """Send every journal record past each backend's high-water mark, in order, in batches.
 
-    A failing batch stops the run with an error and a non-zero exit; the mark stays at the
-    last acknowledged batch, so the next 'uvctl flush' resumes there. Only one flush runs
-    at a time per journal.
+    A failing batch stops that bridge's run with an error and a non-zero exit (3 when the
+    backend cannot be reached); the mark stays at the last acknowledged batch, so the next
+    'uvctl flush' resumes there. The other bridge is flushed all the same. Only one flush
+    runs at a time per journal.
     """
     from ..errors import UvctlError
     from ..flush import flush
@@ -28,7 +29,7 @@ def flush_command(replay, batch_size, dry_run, as_json):
     report = flush(replay=replay, batch_size=batch_size, dry_run=dry_run, progress=progress)
     emit(report.to_dict(), as_json, _print_report)
     if not report.ok:
-        started = report.Bridges[-1].Identity is not None
+        started = next(b for b in report.Bridges if b.State == "failed").Identity is not None
         resume = "; the high-water mark stays at the last acknowledged batch, run 'uvctl flush' again to resume"
         raise UvctlError(f"{report.error}{resume if started else ''}", exit_code=3 if report.unavailable else 1)
 

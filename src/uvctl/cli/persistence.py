@@ -11,6 +11,7 @@ import re
 
 import click
 
+from ..errors import UvctlError
 from .output import emit, json_option
 
 _PREFIX = "backend_opt_"
@@ -120,6 +121,11 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
     assignment.assign(backend, options, bridges)
     report = {bridge: row for bridge, row in _status().items() if bridge in bridges}
     emit(report, as_json, _print_status)
+    failed = {bridge: row for bridge, row in report.items() if row.get("State") == "error"}
+    if failed:  # assigned, but nothing will reach it until the cause is fixed: a script must see that
+        bridge, row = next(iter(failed.items()))
+        raise UvctlError(f"{' and '.join(failed)} assigned, but the bootstrap failed: {row.get('LastError')}; "
+                         f"fix that, then run 'uvctl persistence status' to bootstrap again")
 
 
 @persistence_group.command(name="status")

@@ -109,10 +109,8 @@ def flush(bridges=BRIDGES, replay: bool = False, batch_size: int = DEFAULT_BATCH
         if not dry_run:
             stack.enter_context(FlushLock())
         for bridge in bridges:
-            result = _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress or _no_progress, report)
-            report.Bridges.append(result)
-            if result.State == "failed":
-                break
+            # the bridges are independent: one whose backend fails does not hold back the other
+            report.Bridges.append(_flush_bridge(bridge, journal, replay, batch_size, dry_run, progress or _no_progress, report))
     return report
 
 
@@ -168,6 +166,8 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
         return _failed(result, str(exc))
     if handle is None:
         entry = assignment.load()[bridge] or {}
+        if entry.get("State") == "waiting-for-beacon":  # unreachable, as when a batch cannot connect
+            report.unavailable = True
         return _failed(result, f"the backend is not ready ({entry.get('State')}: {entry.get('LastError')}); "
                                f"see 'uvctl persistence status'")
     if replay:  # every record is pending again until re-sent: a replay cut short resumes as a flush
