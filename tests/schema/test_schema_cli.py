@@ -90,6 +90,32 @@ def test_connection_problems_are_one_masked_line(cli_runner, url, expected, comm
     assert "s3cret" not in result.output
 
 
+def test_a_mysql_server_that_never_answers_fails_within_the_timeout_and_long_statements_are_not_cut(
+        cli_runner, monkeypatch, mysql_url):
+    import socket
+    import time
+
+    from uvctl.schema import connection
+
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts the TCP connection, never sends MySQL's greeting
+    try:
+        started = time.monotonic()
+        result = cli_runner(["schema", "plan", "--db", f"mysql+pymysql://u:pw@127.0.0.1:{silent.getsockname()[1]}/x"])
+        assert result.exit_code not in (0, PLAN_PENDING_EXIT) and "cannot connect" in result.output
+        assert time.monotonic() - started < 15
+    finally:
+        silent.close()
+    engine, _dialect = connection.create_engine(mysql_url)
+    try:
+        with engine.connect() as conn:  # longer than the handshake timeout: still answered
+            assert conn.exec_driver_sql("SELECT SLEEP(3)").scalar() == 0
+    finally:
+        engine.dispose()
+
+
 def _script(cli_runner, dialect) -> str:
     result = cli_runner(["schema", "ddl", "--dialect", dialect])
     assert result.exit_code == 0, result.output

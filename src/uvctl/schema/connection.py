@@ -9,7 +9,7 @@ from ..errors import UsageError, UvctlError, mask_secrets, mask_url
 from .dialects import get_dialect
 
 CONNECT_TIMEOUT = 10  # seconds; an unreachable server fails instead of hanging
-_TIMEOUT_DRIVERS = ("psycopg", "psycopg2", "pymysql", "mysqldb")  # drivers that take connect_timeout
+_TIMEOUT_DRIVERS = ("psycopg", "psycopg2", "pymysql", "mysqldb", "mariadbconnector")  # drivers that take connect_timeout
 SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another writer (a flush) to release the file
 
 #: Python driver module → what to install for it.
@@ -105,14 +105,8 @@ def create_engine(url: str):
     parsed = parse_url(url)
     masked = mask_url(url)
     dialect = get_dialect(parsed.get_backend_name())
-    if dialect.name == "sqlite":
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT}
-    elif parsed.get_driver_name() in _TIMEOUT_DRIVERS:
-        connect_args = {"connect_timeout": CONNECT_TIMEOUT}
-    else:
-        connect_args = {}
     try:
-        engine = sa.create_engine(parsed, connect_args=connect_args)
+        engine = sa.create_engine(parsed, connect_args=connect_args(parsed, CONNECT_TIMEOUT))
     except NoSuchModuleError:
         raise UsageError(f"unknown database dialect or driver in URL {masked!r}") from None
     except ImportError as exc:
@@ -125,7 +119,34 @@ def create_engine(url: str):
         raise UsageError(f"invalid database URL {masked!r}: {first_line(exc)}") from None
     if dialect.name == "sqlite":
         _make_sqlite_ddl_transactional(engine)
+    bound_handshake(engine)
     return engine, dialect
+
+
+def connect_args(parsed, timeout: float) -> dict:
+    """The driver arguments that keep a connection attempt from hanging: ``timeout`` seconds
+    for a network server, SQLite's busy wait for a file another writer holds."""
+    if parsed.get_backend_name() == "sqlite":
+        return {"timeout": SQLITE_BUSY_TIMEOUT}
+    driver = parsed.get_driver_name()
+    if driver == "pymysql":  # its connect_timeout ends at the TCP connect: the handshake read has none
+        return {"connect_timeout": timeout, "read_timeout": timeout, "write_timeout": timeout}
+    return {"connect_timeout": timeout} if driver in _TIMEOUT_DRIVERS else {}
+
+
+def bound_handshake(engine) -> None:
+    """PyMySQL: lift the read/write timeouts :func:`connect_args` set once the handshake is done,
+    so a long statement (an index on a big table) is never cut. A server that accepts the TCP
+    connection and never answers then fails within the timeout instead of hanging for ever."""
+    if engine.dialect.driver != "pymysql":
+        return
+    import sqlalchemy as sa
+
+    @sa.event.listens_for(engine, "connect")
+    def _unbounded_after_handshake(dbapi_connection, _record):
+        # PyMySQL re-applies these before each read and write (no public setter exists)
+        dbapi_connection._read_timeout = None
+        dbapi_connection._write_timeout = None
 
 
 def _make_sqlite_ddl_transactional(engine) -> None:

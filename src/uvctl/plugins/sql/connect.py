@@ -16,8 +16,6 @@ from ...schema import UV_TABLES, builtin_descriptor
 
 #: Connection timeout (seconds) for network databases: an unreachable server answers fast.
 CONNECT_TIMEOUT = 5
-_TIMEOUT_ARG = {"psycopg": "connect_timeout", "psycopg2": "connect_timeout", "pymysql": "connect_timeout",
-                "mysqldb": "connect_timeout", "mariadbconnector": "connect_timeout"}
 
 _MISSING_SCHEMA_MARKERS = (
     "no such table", "no such column", "has no column named", "does not exist", "doesn't exist",
@@ -59,15 +57,12 @@ def check_url(url: str):
 
 def make_engine(url: str):
     """An engine for ``url`` with a short connect timeout and pre-ping (never connects here)."""
+    from ...schema.connection import bound_handshake, connect_args
+
     parsed = check_url(url)
-    kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}
-    else:
-        arg = _TIMEOUT_ARG.get(parsed.get_driver_name())
-        if arg:
-            kwargs["connect_args"] = {arg: CONNECT_TIMEOUT}
-    return sa.create_engine(parsed, **kwargs)
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args(parsed, CONNECT_TIMEOUT))
+    bound_handshake(engine)
+    return engine
 
 
 def is_missing_schema(exc: BaseException) -> bool:
