@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -375,3 +376,57 @@ def test_progress_advances_once_per_source_record(example_datadir, journal, tmp_
     file = write_jsonl(tmp_path / "a.jsonl", LINES, extra="\n\n")
     import_path(journal, file, progress=progress)
     assert seen["total"] == seen["updates"] == len(LINES)
+
+
+# ---------------------------------------------------------------------- long imports
+def _big_jsonl(path, items: int):
+    with path.open("w") as handle:
+        for n in range(items):
+            hash_ = f"wi-big-{n}"
+            handle.write(json.dumps({"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": hash_, "Status": "Pending"}}}) + "\n")
+            handle.write(json.dumps({"Action": "QP_AppendEvent", "Settings": {"Event": {"WorkItemHash": hash_, "EventType": "enqueued"}}}) + "\n")
+            handle.write(json.dumps({"Action": "QP_UpdateWorkItem", "Settings": {"WorkItemHash": hash_, "Patch": {"Status": "Complete"}}}) + "\n")
+    return path
+
+
+def _start_import(path, data_dir):
+    env = {**os.environ, "UVCTL_DATA_DIR": str(data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "uvctl", "journal", "import", str(path), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_records(journal, process, at_least: int = 1):
+    while journal.count_after("Queue", 0) < at_least:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+
+
+def test_a_bridge_write_during_a_long_import_goes_in_between_its_commits(tmp_path, data_dir, journal):
+    from uvctl.bridge import QueueBridge
+
+    source = _big_jsonl(tmp_path / "big.jsonl", 12000)
+    process = _start_import(source, data_dir)
+    _wait_for_records(journal, process)
+    with QueueBridge(journal) as bridge:
+        written = bridge.upsert_work_item({"WorkItemHash": "wi-live", "Status": "Pending"})
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    report = json.loads(out)
+    assert written["Success"] is True
+    seq = journal.read("Queue", 0, 10**6)
+    live = [a.seq for a in seq if a.name == "QP_UpsertWorkItem" and a.settings["WorkItem"]["WorkItemHash"] == "wi-live"]
+    assert report["FirstSeq"] < live[0] < report["LastSeq"], "the write waited for the whole import"
+    assert report["Journaled"] == 36000
+
+
+def test_an_import_killed_half_way_is_finished_exactly_by_the_next_one(tmp_path, data_dir, journal, cli_runner):
+    source = _big_jsonl(tmp_path / "big.jsonl", 8000)
+    process = _start_import(source, data_dir)
+    _wait_for_records(journal, process, at_least=6000)
+    process.kill()
+    process.wait()
+    first = journal.count_after("Queue", 0)
+    report = run_json(cli_runner, ["journal", "import", str(source), "--json"])
+    assert first + report["Journaled"] == 24000 == journal.count_after("Queue", 0)
+    assert len(journal.list_work_items({"Status": "Complete", "Limit": 5000})) == 5000
+    assert sum(len(journal.get_events(f"wi-big-{n}")) for n in range(0, 8000, 97)) == len(range(0, 8000, 97))

@@ -1,8 +1,11 @@
 """Import into the journal: a JSONL file of bridge actions, or an Ultravisor data directory.
 
-Both imports are all or nothing and idempotent: the source is streamed into one journal
-transaction (so memory stays flat however large it is; concurrent journal writers wait
-for it), and importing the same source again journals nothing.
+Both imports are idempotent and read the source twice, streamed (memory stays flat however
+large it is): first to check every record, so a bad one anywhere imports nothing; then to
+journal them, committing every few thousand, so bridge writes get the journal in between
+instead of waiting for the whole import. Should the second pass stop (a full disk, a kill),
+the next import of the same source journals exactly the rest: source keys, deterministic
+EventGUIDs and the unchanged-record check skip what is already in.
 
 - JSONL lines are a history: each line is remembered by its content and its occurrence in
   the file, so re-importing the file (or a longer version of it) journals only new lines
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, UvctlError
 from .sources.datadir import DataDirSource
 from .sources.jsonl import JsonlSource
 
@@ -39,18 +42,16 @@ def import_path(journal, path, staging=None, manifests: bool = True, progress=No
         source = JsonlSource(path)
     with source:
         if progress is None:
-            tally = journal.apply_stream(source.pairs(), reimport=True)
+            for _ in source.pairs():
+                pass
+            tally = _journal(journal, source)
         else:
-            with progress(source.total(), "importing") as bar:
-                count = [0]
-
-                def advance(_done, step=200):  # redraw the bar every few hundred records, not every one
-                    count[0] += 1
-                    if count[0] % step == 0:
-                        bar.update(step)
-
-                tally = journal.apply_stream(source.pairs(), reimport=True, sink=advance)
-                bar.update(count[0] % 200)
+            total = source.total()
+            with progress(total, "checking") as bar:
+                for _ in _advancing(source.pairs(), bar):
+                    pass
+            with progress(total, "importing") as bar:
+                tally = _journal(journal, source, _advancing(source.pairs(), bar))
         report = source.report()
     journaled = sum(n for outcome, n in tally["Outcomes"].items() if outcome in ("applied", "not-found"))
     report.update({
@@ -61,3 +62,27 @@ def import_path(journal, path, staging=None, manifests: bool = True, progress=No
         "LastSeq": tally["LastSeq"],
     })
     return report
+
+
+#: Records per journal transaction of an import (a bridge write waits for one at most).
+COMMIT_EVERY = 5000
+
+
+def _journal(journal, source, pairs=None) -> dict:
+    """The second pass: journal the source's records, a transaction every COMMIT_EVERY."""
+    try:
+        return journal.apply_stream(source.pairs() if pairs is None else pairs, reimport=True, commit_every=COMMIT_EVERY)
+    except UvctlError as exc:
+        raise type(exc)(f"{exc} (records before it may be journaled already: import the same source again to "
+                        f"finish, nothing is journaled twice)", exc.exit_code) from None
+
+
+def _advancing(pairs, bar, step: int = 200):
+    """``pairs`` as they are, moving ``bar`` every ``step`` of them (not every one: it redraws)."""
+    count = 0
+    for pair in pairs:
+        yield pair
+        count += 1
+        if count % step == 0:
+            bar.update(step)
+    bar.update(count % step)

@@ -45,6 +45,8 @@ FORMAT_VERSION = 2
 EARLY_PATCH_WINDOW = 60.0
 #: Actions per chunk of a transaction: existence checks and inserts are batched per chunk.
 _CHUNK = 500
+#: ... or fewer, once their text adds up to this many characters (rows of megabytes stay few in memory).
+_CHUNK_TEXT = 8_000_000
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _orjson_dumps = _orjson.dumps
 #: The largest seq SQLite can hold (the open upper bound of :meth:`Journal.read`).
@@ -373,16 +375,31 @@ class Journal:
         self._conn.execute("RELEASE grouped")
         return results
 
-    def apply_stream(self, pairs, reimport: bool = False, sink=None) -> dict:
-        """Journal ``(action, source_key)`` pairs from any iterable, all in one transaction.
+    def apply_stream(self, pairs, reimport: bool = False, sink=None, commit_every: int | None = None) -> dict:
+        """Journal ``(action, source_key)`` pairs from any iterable, streamed (never held whole).
 
-        For imports too large to hold in memory: the iterable is consumed inside the
-        transaction, and anything it raises rolls everything back. ``sink`` receives each
-        :class:`Recorded`. Returns ``{"Outcomes": {outcome: n}, "FirstSeq", "LastSeq"}``.
+        In one transaction, so anything the iterable raises rolls everything back; or, with
+        ``commit_every``, in one transaction per that many pairs, so other writers (bridge
+        calls) get the journal between them instead of waiting for a long import. What a
+        failure then leaves committed is a prefix the source keys make an exact resume of.
+        ``sink`` receives each :class:`Recorded`. Returns ``{"Outcomes": {outcome: n},
+        "FirstSeq", "LastSeq"}`` over the whole stream.
         """
-        with self._transaction() as tx:
-            self._begin_numbering(tx)
-            return self._apply_pairs(pairs, reimport, sink)
+        pairs = iter(pairs)
+        total: dict = {"Outcomes": {}, "FirstSeq": None, "LastSeq": None}
+        while True:
+            part = pairs if commit_every is None else itertools.islice(pairs, commit_every)
+            with self._transaction() as tx:
+                self._begin_numbering(tx)
+                tally = self._apply_pairs(part, reimport, sink)
+            for outcome, n in tally["Outcomes"].items():
+                total["Outcomes"][outcome] = total["Outcomes"].get(outcome, 0) + n
+            if total["FirstSeq"] is None:
+                total["FirstSeq"] = tally["FirstSeq"]
+            total["LastSeq"] = tally["LastSeq"] if tally["LastSeq"] is not None else total["LastSeq"]
+            if commit_every is None or sum(tally["Outcomes"].values()) < commit_every:
+                total["Outcomes"] = dict(sorted(total["Outcomes"].items()))
+                return total
 
     def _begin_numbering(self, tx: "_Transaction") -> None:
         """Start a write transaction's numbering; the seq cache is renewed when ``tx`` commits."""
@@ -405,7 +422,7 @@ class Journal:
         pairs = iter(pairs)
         stamp = self._tx_stamp
         while True:
-            chunk = list(itertools.islice(pairs, _CHUNK))
+            chunk = _take(pairs, _CHUNK, _CHUNK_TEXT)
             if not chunk:
                 break
             self._prefetch_events(chunk)
@@ -857,6 +874,22 @@ def _encode(settings) -> str:
         return _orjson_dumps(settings).decode()
     except (TypeError, _orjson.JSONEncodeError):
         return _ENCODER.encode(settings)
+
+
+def _take(pairs, count: int, text_budget: int) -> list:
+    """The next ``(action, key)`` pairs of the iterator ``pairs``: ``count`` of them, or fewer
+    when their text fields reach ``text_budget`` characters."""
+    chunk, size = [], 0
+    for pair in pairs:
+        chunk.append(pair)
+        for value in pair[0].settings.values():  # {"WorkItem": {...}} or {"WorkItemHash": ..., "Patch": {...}}
+            if type(value) is dict:
+                size += sum(len(v) for v in value.values() if type(v) is str)
+            elif type(value) is str:
+                size += len(value)
+        if len(chunk) >= count or size >= text_budget:
+            break
+    return chunk
 
 
 def _decode_all(texts: list) -> list:

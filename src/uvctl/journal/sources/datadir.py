@@ -120,7 +120,9 @@ class DataDirSource:
                 "StagingRoot": str(self.staging) if self.staging else None, "Read": dict(self.read)}
 
     def pairs(self):
-        """``(action, None)`` for every work item, event, attempt and manifest."""
+        """``(action, None)`` for every work item, event, attempt and manifest (from the start
+        at each call: the copy does not change)."""
+        self.read = dict.fromkeys(self.read, 0)
         actions = self._queue_actions() if self._conn is not None else iter(())
         for action in _chain(actions, self._manifest_actions()):
             self.read[_READ_KEYS[action.name]] += 1

@@ -27,6 +27,8 @@ class JsonlSource:
         self.path = Path(path)
         self.count = 0
         self._handle = None
+        self._lines = None  # lines read by the first pass
+        self._last_line = 0
 
     def __enter__(self):
         try:
@@ -47,9 +49,16 @@ class JsonlSource:
         return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}}
 
     def pairs(self):
-        """``(action, source_key)`` per non-blank line, in file order."""
+        """``(action, source_key)`` per non-blank line, in file order. Each call reads the file
+        from its start, and no further than the first call did (lines appended meanwhile
+        wait for the next import, unchecked lines never slip in)."""
         history = hashlib.sha256()  # of every line so far: the key of a line is its history
+        self._handle.seek(0)
+        self.count = 0
         for number, raw in enumerate(self._handle, start=1):
+            if self._lines is not None and number > self._lines:
+                break
+            self._last_line = number
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -65,6 +74,8 @@ class JsonlSource:
                     raise UsageError(f"{self.path} line {number}: JSON nested too deeply for uvctl (a thousand levels "
                                      f"or more); fix the line, nothing was imported") from None
                 yield action
+        if self._lines is None:
+            self._lines = self._last_line
 
     def _action(self, number: int, line: str, history):
         where = f"{self.path} line {number}"
