@@ -225,6 +225,28 @@ def test_copies_left_by_a_killed_import_are_removed_by_the_next_one(example_data
     assert not left.exists()
 
 
+def test_several_source_rows_of_one_key_import_as_the_latest_and_reimports_add_nothing(cli_runner, example_datadir, journal):
+    from uvctl.journal.sources.datadir import find_queue_db
+
+    conn = sqlite3.connect(find_queue_db(example_datadir))
+    hash_, number = conn.execute("SELECT WorkItemHash, AttemptNumber FROM BeaconWorkItemAttempt ORDER BY 1 LIMIT 1").fetchone()
+    for table, key, changed in (("BeaconWorkItem", "WorkItemHash = ?", "Status = 'Canceled'"),
+                                ("BeaconWorkItemAttempt", "WorkItemHash = ? AND AttemptNumber = " + str(number), "Outcome = 'Timeout'")):
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != f"ID{table}"]
+        conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {table} WHERE {key}", (hash_,))
+        # the copy (a read-then-insert race upstream) is the one updated last
+        conn.execute(f"UPDATE {table} SET {changed}, UpdateDate = '2099-01-01T00:00:00.000Z' WHERE ID{table} = "
+                     f"(SELECT MAX(ID{table}) FROM {table})")
+    conn.commit()
+    conn.close()
+    first = run_json(cli_runner, ["journal", "import", str(example_datadir), "--json"])
+    assert journal.get_work_item(hash_)["Status"] == "Canceled"
+    assert [a["Outcome"] for a in journal.get_attempts(hash_) if a["AttemptNumber"] == number] == ["Timeout"]
+    for _ in range(2):
+        assert run_json(cli_runner, ["journal", "import", str(example_datadir), "--json"])["Journaled"] == 0
+    assert first["Journaled"] > 0
+
+
 # ---------------------------------------------------------------------- JSONL
 LINES = [
     {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-1", "Settings": {"a": 1}, "Status": "Pending"}}},

@@ -64,14 +64,17 @@ def import_path(journal, path, staging=None, manifests: bool = True, progress=No
     return report
 
 
-#: Records per journal transaction of an import (a bridge write waits for one at most).
+#: Records per journal transaction of an import (a bridge write waits for one at most), and
+#: the pause after each: longer than SQLite's busy handler waits between two tries for the lock.
 COMMIT_EVERY = 5000
+COMMIT_PAUSE = 0.12
 
 
 def _journal(journal, source, pairs=None) -> dict:
     """The second pass: journal the source's records, a transaction every COMMIT_EVERY."""
     try:
-        return journal.apply_stream(source.pairs() if pairs is None else pairs, reimport=True, commit_every=COMMIT_EVERY)
+        return journal.apply_stream(source.pairs() if pairs is None else pairs, reimport=True, commit_every=COMMIT_EVERY,
+                                    pause=COMMIT_PAUSE)
     except UvctlError as exc:
         raise type(exc)(f"{exc} (records before it may be journaled already: import the same source again to "
                         f"finish, nothing is journaled twice)", exc.exit_code) from None

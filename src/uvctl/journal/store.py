@@ -21,6 +21,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from operator import itemgetter
@@ -375,19 +376,26 @@ class Journal:
         self._conn.execute("RELEASE grouped")
         return results
 
-    def apply_stream(self, pairs, reimport: bool = False, sink=None, commit_every: int | None = None) -> dict:
+    def apply_stream(self, pairs, reimport: bool = False, sink=None, commit_every: int | None = None,
+                     pause: float = 0.0) -> dict:
         """Journal ``(action, source_key)`` pairs from any iterable, streamed (never held whole).
 
         In one transaction, so anything the iterable raises rolls everything back; or, with
         ``commit_every``, in one transaction per that many pairs, so other writers (bridge
         calls) get the journal between them instead of waiting for a long import. What a
         failure then leaves committed is a prefix the source keys make an exact resume of.
+        ``pause`` seconds between two commits let a writer of another process in: SQLite has it
+        poll for the lock (every 100 ms at most), and one taken again at once is never seen free.
         ``sink`` receives each :class:`Recorded`. Returns ``{"Outcomes": {outcome: n},
         "FirstSeq", "LastSeq"}`` over the whole stream.
         """
         pairs = iter(pairs)
         total: dict = {"Outcomes": {}, "FirstSeq": None, "LastSeq": None}
+        first = True
         while True:
+            if not first and pause:
+                time.sleep(pause)
+            first = False
             part = pairs if commit_every is None else itertools.islice(pairs, commit_every)
             with self._transaction() as tx:
                 self._begin_numbering(tx)

@@ -166,8 +166,9 @@ class DataDirSource:
     def _queue_rows(self):
         conn = self._conn
         timeline = _timeline(conn) if self._has_timeline else {}
-        for item in conn.execute("SELECT * FROM BeaconWorkItem ORDER BY EnqueuedAt, IDBeaconWorkItem"):
+        for item in conn.execute(_latest_rows_sql(conn, "BeaconWorkItem", "WorkItemHash", "EnqueuedAt, IDBeaconWorkItem")):
             item = dict(item)
+            del item["uvctl_rank"]
             yield self._normalize("QP_UpsertWorkItem", {"WorkItem": without_queue_metadata(item)}, item["IDBeaconWorkItem"])
             yield from self._history(item["WorkItemHash"], item, timeline)
         orphans = conn.execute(
@@ -190,11 +191,12 @@ class DataDirSource:
             guid = uuid.uuid5(IMPORT_NAMESPACE, f"beacon-queue|{work_hash}|{row_id}|{kind}")
             record = {**dict(event), "Seq": row_id, "EmittedAt": emitted, "EventGUID": str(guid)}
             yield self._normalize("QP_AppendEvent", {"Event": record}, row_id)
-        for attempt in self._conn.execute(
-            "SELECT * FROM BeaconWorkItemAttempt WHERE WorkItemHash = ? ORDER BY AttemptNumber, IDBeaconWorkItemAttempt",
-            (work_hash,),
-        ).fetchall():
-            yield self._normalize("QP_InsertAttempt", {"Attempt": dict(attempt)}, attempt["IDBeaconWorkItemAttempt"])
+        latest = _latest_rows_sql(self._conn, "BeaconWorkItemAttempt", "AttemptNumber", "AttemptNumber, IDBeaconWorkItemAttempt",
+                                  where="WorkItemHash = ?")
+        for attempt in self._conn.execute(latest, (work_hash,)).fetchall():
+            attempt = dict(attempt)
+            del attempt["uvctl_rank"]
+            yield self._normalize("QP_InsertAttempt", {"Attempt": attempt}, attempt["IDBeaconWorkItemAttempt"])
 
     def _normalize(self, name: str, settings: dict, row_id):
         try:
@@ -212,6 +214,17 @@ class DataDirSource:
                 yield normalize_action("MS_UpsertManifest", {"Manifest": manifest})
             except UsageError as exc:
                 raise UsageError(f"manifest {file}: {exc}; nothing was imported") from None
+
+
+def _latest_rows_sql(conn: sqlite3.Connection, table: str, key: str, order: str, where: str | None = None) -> str:
+    """SELECT of ``table``'s rows, one per ``key`` (within ``where``): the last updated, then the
+    last inserted. Ultravisor's tables have no unique index (its upsert is read-then-insert),
+    so a natural key may have several rows; reading them all would journal the older one
+    over the newer at every import."""
+    columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    newest = ("COALESCE(UpdateDate, '') DESC, " if "UpdateDate" in columns else "") + f"ID{table} DESC"
+    return (f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {newest}) AS uvctl_rank "
+            f"FROM {table}{f' WHERE {where}' if where else ''}) WHERE uvctl_rank = 1 ORDER BY {order}")
 
 
 def _snapshot(source: Path, copy: Path) -> None:
