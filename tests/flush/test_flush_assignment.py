@@ -42,11 +42,18 @@ class ScriptedBackend:
         state = {"ok": "bootstrapped", "error": "error", "away": "waiting-for-beacon"}[mode]
         return BootstrapResult(state, reason=None if mode == "ok" else f"mode {mode}; token={backend.options.get('Token')}")
 
+    closed: list = []
+
+    @hookimpl
+    def uvctl_close(self, backend):
+        if backend.name == "scripted":
+            ScriptedBackend.closed.append(backend.options["Mode"])
+
 
 @pytest.fixture
 def scripted():
     host.register_plugin(ScriptedBackend(), "scripted-test")
-    ScriptedBackend.seen_states = []
+    ScriptedBackend.seen_states, ScriptedBackend.closed = [], []
     yield ScriptedBackend
     host.unregister_plugin("scripted-test")
 
@@ -168,3 +175,16 @@ def test_a_database_that_appears_later_gets_bootstrapped(cli_runner, tmp_path):
     folder.mkdir()
     row = json.loads(cli_runner(["persistence", "status", "--json"]).output)["Queue"]
     assert row["State"] == "bootstrapped" and row["LastError"] is None
+
+
+def test_a_handle_is_closed_when_its_assignment_changes_or_is_cleared(scripted, data_dir):
+    assignment.assign("scripted", {"Mode": "ok"})
+    first = assignment.backend_for("Queue", bootstrap=True)
+    assert assignment.backend_for("Manifest") is first and scripted.closed == []  # one handle per assignment
+    assignment.assign("scripted", {"Mode": "away"}, ("Queue",))
+    assert scripted.closed == []  # the Manifest bridge still uses it
+    assignment.backend_for("Queue")
+    assignment.assign("scripted", {"Mode": "away"}, ("Manifest",))
+    assert scripted.closed == ["ok"]
+    assignment.clear()
+    assert scripted.closed == ["ok", "away"]

@@ -89,6 +89,8 @@ def assign(backend_name: str, options: dict, bridges=BRIDGES) -> dict:
     with editing() as doc:
         for bridge in bridges:
             doc[bridge] = dict(entry)
+        assigned = [doc[b] for b in BRIDGES if doc.get(b)]
+    close_unused_handles(assigned)
     return {bridge: dict(entry) for bridge in bridges}
 
 
@@ -98,13 +100,43 @@ def clear(bridges=BRIDGES) -> None:
     with editing() as doc:
         for bridge in bridges:
             doc[bridge] = None
+        assigned = [doc[b] for b in BRIDGES if doc.get(b)]
+    close_unused_handles(assigned)
+
+
+def _handle_key(entry: dict) -> tuple:
+    from ..paths import data_dir
+
+    return entry["Backend"], json.dumps(entry.get("Options") or {}, sort_keys=True, default=str), str(data_dir())
+
+
+def close_unused_handles(assigned: list) -> None:
+    """Close (``uvctl_close``) the cached handles no entry of ``assigned`` uses any more:
+    a process that reassigns or clears releases the old backend's engines and clients."""
+    keep = {_handle_key(entry) for entry in assigned}
+    for key in [key for key in _handles if key not in keep]:
+        _close(_handles.pop(key))
+
+
+def close_all_handles() -> None:
+    """Close every cached handle (at exit)."""
+    while _handles:
+        _close(_handles.popitem()[1])
+
+
+def _close(handle) -> None:
+    from .. import host
+
+    try:
+        host.close(handle)
+    except Exception:  # a plugin failing to release must not fail the command that is ending
+        pass
 
 
 def _handle(entry: dict):
     from .. import host
-    from ..paths import data_dir
 
-    key = (entry["Backend"], json.dumps(entry.get("Options") or {}, sort_keys=True, default=str), str(data_dir()))
+    key = _handle_key(entry)
     handle = _handles.get(key)
     if handle is None:
         try:  # the file may have been edited by hand: its options get the checks 'assign' gives them
@@ -114,6 +146,11 @@ def _handle(entry: dict):
 
             raise UsageError(f"the assignment in {path()} is not valid: {exc}; run 'uvctl persistence assign' again") from None
         handle = host.open_backend(entry["Backend"], entry.get("Options") or {})
+        if not _handles:  # the first handle of the process (or since all were closed)
+            import atexit
+
+            atexit.unregister(close_all_handles)
+            atexit.register(close_all_handles)
         _handles[key] = handle
     return handle
 
