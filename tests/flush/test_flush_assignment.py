@@ -188,3 +188,20 @@ def test_a_handle_is_closed_when_its_assignment_changes_or_is_cleared(scripted, 
     assert scripted.closed == ["ok"]
     assignment.clear()
     assert scripted.closed == ["ok", "away"]
+
+
+def test_status_of_a_backend_whose_plugin_was_removed_says_so_and_claims_no_count(scripted, cli_runner, journal):
+    record(journal, traffic(2))
+    assert cli_runner(["persistence", "assign", "--backend", "scripted", "--mode", "ok"]).exit_code == 0
+    host.unregister_plugin("scripted-test")
+    assignment.close_all_handles()  # as a new process starts: no handle opened before the removal
+    try:
+        result = cli_runner(["persistence", "status", "--json"])
+        text = cli_runner(["persistence", "status"]).output
+    finally:
+        host.register_plugin(ScriptedBackend(), "scripted-test")
+    row = json.loads(result.stdout)["Queue"]
+    assert row["State"] == "error" and "backend 'scripted'" in row["LastError"] and "is not installed" in row["LastError"]
+    assert "reinstall that plugin" in row["LastError"]
+    assert row["Pending"] is None and row["HighWaterMark"] is None
+    assert "pending records unknown" in text

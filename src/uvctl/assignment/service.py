@@ -139,6 +139,12 @@ def _handle(entry: dict):
     key = _handle_key(entry)
     handle = _handles.get(key)
     if handle is None:
+        if entry["Backend"] not in host.backends():
+            from .store import path
+
+            raise UsageError(f"backend {entry['Backend']!r} of the assignment in {path()} is not installed (was its "
+                             f"plugin removed?); reinstall that plugin, or assign another backend with 'uvctl persistence "
+                             f"assign' (the journal keeps every record meanwhile)")
         try:  # the file may have been edited by hand: its options get the checks 'assign' gives them
             resolve_options(host.backend_info(entry["Backend"]), entry.get("Options") or {})
         except UsageError as exc:
@@ -278,7 +284,7 @@ def status(journal=None, bootstrap: bool = True) -> dict:
             "Backend": entry["Backend"],
             "Identity": identity,
             "HighWaterMark": mark,
-            "Pending": journal.count_after(bridge, mark or 0) if journal is not None else None,
+            "Pending": journal.count_after(bridge, mark or 0) if journal is not None and identity else None,
             "BeaconID": entry.get("BeaconID"),
             "IDBeaconConnection": entry.get("IDBeaconConnection"),
             "Options": masked_options(entry["Backend"], entry.get("Options") or {}),

@@ -164,7 +164,10 @@ def _print_status(report: dict) -> None:
             continue
         click.echo(f"{bridge}: {row['State']} on {row['Identity'] or row['Backend']}")
         click.echo(f"  assigned {row['AssignedAt']}; bootstrapped {row['BootstrappedAt'] or 'never'}")
-        click.echo(f"  high-water mark {row['HighWaterMark']}; {row['Pending']} journal records pending")
+        if row["Identity"] is None:  # its plugin is gone: which mark is its own cannot be known
+            click.echo("  high-water mark unknown; pending records unknown")
+        else:
+            click.echo(f"  high-water mark {row['HighWaterMark'] or 0}; {row['Pending']} journal records pending")
         if row["LastError"]:
             click.echo(f"  last error: {row['LastError']}")
 
