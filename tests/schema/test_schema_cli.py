@@ -186,3 +186,31 @@ def test_ddl_script_runs_twice_and_matches_ensure(cli_runner, db_url):
     finally:
         engine.dispose()
     assert cli_runner(["schema", "plan", "--db", db_url]).exit_code == 0
+
+
+def test_a_view_in_the_place_of_a_table_is_refused_before_any_ddl(cli_runner, db_url):
+    engine = sa.create_engine(db_url)
+    quote = "`" if engine.dialect.name in ("mysql", "mariadb") else '"'
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE VIEW {quote}UVQueueWorkItemAttempt{quote} AS SELECT 1 AS x")
+    engine.dispose()
+    for command in ("plan", "ensure"):
+        result = cli_runner(["schema", command, "--db", db_url])
+        assert result.exit_code == 2, result.output
+        assert "UVQueueWorkItemAttempt exists as a view" in result.output and "nothing was executed" in result.output
+    engine = sa.create_engine(db_url)
+    assert "UVQueueWorkItem" not in sa.inspect(engine).get_table_names()  # nothing half-made
+    engine.dispose()
+
+
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", "pg_url"])  # where index names are schema-wide
+def test_an_index_name_taken_by_another_table_is_refused_before_any_ddl(cli_runner, request, url_fixture):
+    db_url = request.getfixturevalue(url_fixture)
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE other (a INTEGER)')
+        conn.exec_driver_sql('CREATE INDEX "IX_UVQueueWorkItem_Status" ON other (a)')
+    engine.dispose()
+    result = cli_runner(["schema", "plan", "--db", db_url])
+    assert result.exit_code == 2, result.output
+    assert "index IX_UVQueueWorkItem_Status (on UVQueueWorkItem) is taken by other" in result.output

@@ -80,7 +80,51 @@ def plan(connection, dialect: Dialect, descriptor: dict) -> tuple[list[Change], 
     forward, skipped = forward_only(diff(desired, live))
     if dialect.name == "mysql":
         _check_mysql_row_size(desired, {change.table for change in forward})
+    _check_names_are_free(connection, dialect, forward)
+    if connection.in_transaction():
+        connection.rollback()
     return forward, skipped
+
+
+def _check_names_are_free(connection, dialect: Dialect, forward: list) -> None:
+    """A UsageError, before any DDL, when a table to create is the name of a view, or an
+    index to create is named like an index (or other object) of another table where index
+    names are shared by the whole schema (SQLite, PostgreSQL): CREATE would fail half-way."""
+    creating = [c for c in forward if c.action in ("create-table", "create-index")]
+    if not creating:
+        return
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(connection)
+    views = {dialect.key(name): name for name in inspector.get_view_names()}
+    if dialect.name == "postgres":
+        views.update({dialect.key(name): name for name in inspector.get_materialized_view_names()})
+    taken = _schema_wide_names(connection, dialect)
+    for change in creating:
+        if change.action == "create-table" and dialect.key(change.table) in views:
+            raise UsageError(f"{views[dialect.key(change.table)]} exists as a view, and uvctl needs a table of that name; "
+                             f"rename or drop the view (or use another database), nothing was executed")
+        if change.action == "create-index":
+            owner = taken.get(dialect.key(change.subject.name))
+            if owner is not None and dialect.key(owner) != dialect.key(change.table):
+                raise UsageError(f"the name of index {change.subject.name} (on {change.table}) is taken by {owner} in this "
+                                 f"database; rename or drop that one, nothing was executed")
+
+
+def _schema_wide_names(connection, dialect: Dialect) -> dict:
+    """``{key(name): what owns it}`` for the names an index may not reuse, where index names
+    are schema-wide: every index (owned by its table) and, on PostgreSQL, every relation."""
+    if dialect.name == "sqlite":
+        rows = connection.exec_driver_sql("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")
+        return {dialect.key(name): table for name, table in rows}
+    if dialect.name == "postgres":
+        rows = connection.exec_driver_sql(
+            "SELECT c.relname, COALESCE(t.relname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE n.nspname = current_schema()")
+        return {dialect.key(name): owner for name, owner in rows}
+    return {}  # MySQL/MariaDB and SQL Server name indexes per table
 
 
 #: MariaDB/MySQL: the most bytes a row's columns may take (TEXT/BLOB count only their pointer).
