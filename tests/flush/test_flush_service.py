@@ -417,3 +417,20 @@ def test_an_old_change_for_a_record_this_journal_never_held_does_not_override_a_
     assert_database_equals_journal(sqlite_url, journal)
     assert flush(replay=True, journal=journal).ok
     assert_database_equals_journal(sqlite_url, journal)
+
+
+def test_a_table_locked_by_another_session_fails_the_batch_in_bounded_time(pg_url, journal, cli_runner, sql_assigned, monkeypatch):
+    from uvctl.plugins.sql import connect
+
+    monkeypatch.setattr(connect, "LOCK_WAIT_SECONDS", 1)
+    sql_assigned(pg_url)
+    record(journal, traffic(3))
+    holder = sa.create_engine(pg_url)
+    with holder.connect() as conn:
+        conn.exec_driver_sql('LOCK TABLE "UVQueueWorkItem" IN ACCESS EXCLUSIVE MODE')
+        result = cli_runner(["flush"])
+        assert result.exit_code == 1 and "lock timeout" in result.output, result.output
+        conn.rollback()
+    holder.dispose()
+    assert cli_runner(["flush"]).exit_code == 0
+    assert_database_equals_journal(pg_url, journal)

@@ -16,6 +16,12 @@ from ...schema import UV_TABLES, builtin_descriptor
 
 #: Connection timeout (seconds) for network databases: an unreachable server answers fast.
 CONNECT_TIMEOUT = 5
+#: How long a statement waits for a lock another session holds on a UV table (a LOCK TABLE, an
+#: ALTER) before the batch fails and stays pending, instead of blocking a flush or a bridge
+#: write without end (PostgreSQL waits for ever by default, MariaDB's metadata locks a year).
+LOCK_WAIT_SECONDS = 10
+_LOCK_WAIT = {"postgresql": "SET lock_timeout = '{}s'", "mysql": "SET SESSION lock_wait_timeout = {}",
+              "mariadb": "SET SESSION lock_wait_timeout = {}"}
 
 _MISSING_SCHEMA_MARKERS = (
     "no such table", "no such column", "has no column named", "does not exist", "doesn't exist",
@@ -62,6 +68,14 @@ def make_engine(url: str):
     parsed = check_url(url)
     engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args(parsed, CONNECT_TIMEOUT))
     bound_handshake(engine)
+    setting = _LOCK_WAIT.get(engine.dialect.name, "").format(int(LOCK_WAIT_SECONDS))
+    if setting:
+        @sa.event.listens_for(engine, "connect")
+        def _bounded_lock_wait(dbapi_connection, _record):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(setting)
+            dbapi_connection.commit()
+
     return engine
 
 
