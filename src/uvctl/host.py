@@ -85,7 +85,7 @@ def load_plugins() -> None:
         except Exception as exc:  # a broken plugin must not break uvctl
             if pm.has_plugin(entry_point.name):
                 pm.unregister(name=entry_point.name)
-            record.error = f"{type(exc).__name__}: {exc}"
+            record.error = " ".join(f"{type(exc).__name__}: {exc}".split())  # pluggy's messages span lines
             print(
                 f"uvctl: warning: plugin {entry_point.name!r} failed to load ({record.error}); "
                 f"other commands still work. Set UVCTL_LOAD_PLUGINS to skip it.",

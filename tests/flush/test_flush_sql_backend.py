@@ -207,6 +207,7 @@ def test_lookup_resolves_natural_keys(sqlite_url):
     ("notaurl", "invalid database URL"),
     ("nosuchdialect://x/y", "unknown database dialect"),
     ("postgresql://u:p@ss:w/rd@127.0.0.1/db", "must be URL-encoded as %40"),
+    ("mysql://root@127.0.0.1/test", "or use the installed driver: mysql+pymysql://"),
     ("sqlite://", "names no file"),
     ("sqlite:///relative/target.sqlite", "relative path"),
     ("postgresql+nosuchdriver://u:pw@h/db", "unknown database dialect"),

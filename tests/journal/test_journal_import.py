@@ -452,3 +452,20 @@ def test_an_import_killed_half_way_is_finished_exactly_by_the_next_one(tmp_path,
     assert first + report["Journaled"] == 24000 == journal.count_after("Queue", 0)
     assert len(journal.list_work_items({"Status": "Complete", "Limit": 5000})) == 5000
     assert sum(len(journal.get_events(f"wi-big-{n}")) for n in range(0, 8000, 97)) == len(range(0, 8000, 97))
+
+
+def test_odd_jsonl_sources_are_one_line_errors_and_a_byte_order_mark_is_fine(cli_runner, tmp_path, example_datadir, journal):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(LINES[0]).encode() + b"\n")
+    assert run_json(cli_runner, ["journal", "import", str(bom), "--json"])["Journaled"] == 1
+    surrogate = tmp_path / "surrogate.jsonl"
+    surrogate.write_text('{"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-s", "Result": "x\\ud800"}}}\n')
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, expected in ((surrogate, "line 1: holds a \\u escape of half a character"),
+                           (fifo, "is not a regular file"),
+                           (example_datadir / "data" / "beacon" / "beacon-queue.sqlite", "is a SQLite database, not a JSONL file")):
+        result = cli_runner(["journal", "import", str(path)])
+        assert result.exit_code == 2 and expected in result.output, result.output
+        assert result.output.count("\n") == 1
+    assert journal.count_after("Queue", 0) == 1

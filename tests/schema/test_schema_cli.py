@@ -214,3 +214,11 @@ def test_an_index_name_taken_by_another_table_is_refused_before_any_ddl(cli_runn
     result = cli_runner(["schema", "plan", "--db", db_url])
     assert result.exit_code == 2, result.output
     assert "index IX_UVQueueWorkItem_Status (on UVQueueWorkItem) is taken by other" in result.output
+
+
+@pytest.mark.parametrize("command", ["plan", "ensure"])
+def test_a_sqlite_file_in_a_folder_that_does_not_exist_is_bad_input(cli_runner, tmp_path, command):
+    url = f"sqlite:///{tmp_path / 'missing' / 'x.sqlite'}"
+    result = cli_runner(["schema", command, "--db", url])
+    assert result.exit_code == 2 and "does not exist; create it" in result.output
+    assert not (tmp_path / "missing").exists()

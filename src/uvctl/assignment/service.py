@@ -261,7 +261,8 @@ def status(journal=None, bootstrap: bool = True) -> dict:
         if entry is None:
             out[bridge] = {"State": "unassigned", "LastError": None, "AssignedAt": None, "BootstrappedAt": None,
                            "Backend": None, "Identity": None, "HighWaterMark": None,
-                           "Pending": journal.count_after(bridge, 0) if journal is not None else None}
+                           "Pending": journal.count_after(bridge, 0) if journal is not None else None,
+                           "BeaconID": None, "IDBeaconConnection": None, "Options": None}  # the keys of an assigned one
             continue
         identity = None
         try:

@@ -113,7 +113,7 @@ def create_engine(url: str):
         module = (exc.name or str(exc)).split(".")[0]
         package = _DRIVER_PACKAGES.get(module, module)
         raise UvctlError(
-            f"the database driver {module!r} for {masked} is not installed: pip install {package!r}"
+            f"the database driver {module!r} for {masked} is not installed: pip install {package!r}{installed_hint(parsed)}"
         ) from None
     except (ArgumentError, TypeError, ValueError) as exc:
         raise UsageError(f"invalid database URL {masked!r}: {first_line(exc)}") from None
@@ -121,6 +121,21 @@ def create_engine(url: str):
         _make_sqlite_ddl_transactional(engine)
     bound_handshake(engine)
     return engine, dialect
+
+
+#: The driver uvctl installs (its postgres/mysql extras) per engine, for a URL that names another.
+_INSTALLED_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql+psycopg"}
+
+
+def installed_hint(parsed) -> str:
+    """``; or use mysql+pymysql://...`` when the URL's default driver is missing but uvctl's is there."""
+    name = _INSTALLED_DRIVERS.get(parsed.get_backend_name())
+    if not name or parsed.drivername == name:
+        return ""
+    import importlib.util
+
+    module = name.split("+")[1]
+    return f", or use the installed driver: {name}://..." if importlib.util.find_spec(module) else ""
 
 
 def connect_args(parsed, timeout: float) -> dict:

@@ -11,9 +11,10 @@ import re
 import time
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import UsageError, UvctlError, mask_url
-from .connection import connected, dialect_of, engine_label, first_line, sqlite_file_missing
+from .connection import connected, dialect_of, engine_label, first_line, parse_url, sqlite_file_missing
 from .descriptor import load_descriptor, validate_descriptor
 from .diff import Change, diff, forward_only
 from .dialects import Dialect
@@ -185,6 +186,11 @@ def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True
     cannot be reached or a statement fails.
     """
     descriptor = _descriptor(descriptor)
+    if sqlite_file_missing(url):
+        folder = Path(parse_url(url).database).expanduser().parent
+        if not folder.is_dir():
+            raise UsageError(f"the folder {folder} of SQLite file {mask_url(url)} does not exist; create it, or choose "
+                             f"another path")
     if not execute and sqlite_file_missing(url):
         # a plan must not create the SQLite file it looks at
         dialect = dialect_of(url)

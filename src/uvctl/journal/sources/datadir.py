@@ -287,7 +287,7 @@ def _timeline(conn: sqlite3.Connection) -> dict:
 
 def _read_manifest(file: Path) -> dict:
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
+        manifest = json.loads(file.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read manifest {file}: {exc}; nothing was imported") from None
     except json.JSONDecodeError as exc:

@@ -31,10 +31,17 @@ class JsonlSource:
         self._last_line = 0
 
     def __enter__(self):
+        if not self.path.is_file():  # a pipe or a device: read twice (check, then journal), it cannot be
+            raise UsageError(f"{self.path} is not a regular file; save the actions to a file and import that")
         try:
             self._handle = self.path.open("rb")
+            head = self._handle.read(16)
         except OSError as exc:
             raise UsageError(f"cannot read {self.path}: {exc.strerror}") from exc
+        if head == b"SQLite format 3\x00":
+            self._handle.close()
+            raise UsageError(f"{self.path} is a SQLite database, not a JSONL file; to import Ultravisor's queue "
+                             f"database, pass its data directory (the folder that holds beacon/)")
         return self
 
     def __exit__(self, *exc):
@@ -60,7 +67,7 @@ class JsonlSource:
                 break
             self._last_line = number
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte order mark is no error
             except UnicodeDecodeError as exc:
                 raise UsageError(
                     f"{self.path} line {number} is not UTF-8 text ({exc.reason} at column {exc.start + 1}); "
@@ -89,6 +96,12 @@ class JsonlSource:
             raise UsageError(f'{where}: expected {{"Action": "QP_...", "Settings": {{...}}}}{hint}; nothing was imported')
         name, settings = entry["Action"], entry.get("Settings")
         canonical = json.dumps([name, settings], sort_keys=True, separators=(",", ":"), default=str)
+        if "\\ud" in line.lower():  # an escaped surrogate: fine in a pair, not alone (no text holds one)
+            try:
+                json.dumps(settings, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise UsageError(f"{where}: holds a \\u escape of half a character (a lone surrogate such as \\ud800), "
+                                 f"which is not text; fix the line, nothing was imported") from None
         history.update(hashlib.sha256(canonical.encode("utf-8")).digest())
         key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, history.hexdigest())}"
         if name == "QP_AppendEvent" and isinstance(settings, dict) and isinstance(settings.get("Event"), dict):

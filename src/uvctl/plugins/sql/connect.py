@@ -37,18 +37,19 @@ def check_url(url: str):
         raise UsageError("empty database URL; pass --db dialect+driver://user@host/database")
     if not str(url).isprintable():
         raise UsageError(f"database URL {shown!r} contains control characters; retype it")
-    from ...schema.connection import parse_url
+    from ...schema.connection import installed_hint, parse_url
 
     parsed = parse_url(url)  # the checks every command gives a URL (encoding, the journal, postgres://)
     try:
-        parsed.get_dialect()
+        parsed.get_dialect().import_dbapi()  # the driver itself: a missing one is bad input, not a bootstrap error
     except sa_exc.NoSuchModuleError:
         raise UsageError(
             f"unknown database dialect {parsed.drivername!r} in {shown!r}; use one SQLAlchemy knows "
             f"(sqlite, postgresql+psycopg, mysql+pymysql, mssql+pyodbc, ...)"
         ) from None
     except ImportError as exc:
-        raise UsageError(f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); install it with pip") from None
+        raise UsageError(f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); install it with "
+                         f"pip{installed_hint(parsed)}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:"):
