@@ -469,3 +469,27 @@ def test_odd_jsonl_sources_are_one_line_errors_and_a_byte_order_mark_is_fine(cli
         assert result.exit_code == 2 and expected in result.output, result.output
         assert result.output.count("\n") == 1
     assert journal.count_after("Queue", 0) == 1
+
+
+def test_bad_source_rows_stop_the_import_or_are_left_out_and_listed_when_asked(cli_runner, example_datadir, journal):
+    from uvctl.journal.sources.datadir import find_queue_db
+
+    conn = sqlite3.connect(find_queue_db(example_datadir))
+    bad_id, bad_hash = conn.execute("SELECT IDBeaconWorkItem, WorkItemHash FROM BeaconWorkItem ORDER BY 1 LIMIT 1").fetchone()
+    conn.execute("UPDATE BeaconWorkItem SET Priority = 'high' WHERE IDBeaconWorkItem = ?", (bad_id,))
+    odd_hash = conn.execute("SELECT WorkItemHash FROM BeaconWorkItem ORDER BY 1 DESC LIMIT 1").fetchone()[0]
+    conn.execute("UPDATE BeaconWorkItem SET LastError = CAST(X'6F6BFF' AS TEXT), Settings = X'7B7D' WHERE WorkItemHash = ?",
+                 (odd_hash,))
+    conn.commit()
+    conn.close()
+    stopped = cli_runner(["journal", "import", str(example_datadir)])
+    assert stopped.exit_code == 2 and f"BeaconWorkItem row {bad_id}" in stopped.output
+    assert "import with --skip-bad-rows" in stopped.output and journal.count_after("Queue", 0) == 0
+    result = cli_runner(["journal", "import", str(example_datadir), "--skip-bad-rows", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["LeftOut"] == 1 and f"row {bad_id}" in report["LeftOutExamples"][0] and report["ReplacedText"] == 1
+    assert "left out 1 bad records" in result.stderr
+    assert journal.get_work_item(bad_hash) is None
+    odd = journal.get_work_item(odd_hash)
+    assert odd["LastError"] == "ok\ufffd" and odd["Settings"] == "{}"

@@ -23,11 +23,14 @@ def journal_group():
               help="Ultravisor's staging root (UltravisorStagingRoot) holding the Manifest_*.json run folders. "
                    "Default: a 'staging' or 'ultravisor_staging' folder next to the data.")
 @click.option("--no-manifests", is_flag=True, help="Import the queue history only.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Data directory: leave out rows and manifests uvctl cannot journal (a value of the wrong type, "
+                   "text too long) instead of importing nothing; they are counted and listed.")
 @click.option("--coordinator", "coordinator_url", default=None, metavar="URL",
               help="Instead of PATH: pull work items, events and manifests from a running coordinator's read "
                    "routes (login as in 'uvctl coordinator login').")
 @json_option
-def import_command(path, staging, no_manifests, coordinator_url, as_json):
+def import_command(path, staging, no_manifests, skip_bad_rows, coordinator_url, as_json):
     """Import PATH: a JSONL file of bridge actions, or an Ultravisor data directory.
 
     \b
@@ -51,8 +54,23 @@ def import_command(path, staging, no_manifests, coordinator_url, as_json):
 
         raise UsageError("give PATH (a JSONL file or an Ultravisor data directory) or --coordinator URL")
     with Journal.open() as journal:
-        report = import_path(journal, path, staging=staging, manifests=not no_manifests, progress=progress)
+        report = import_path(journal, path, staging=staging, manifests=not no_manifests, progress=progress,
+                             skip_bad=skip_bad_rows)
     emit(report, as_json, _print_import)
+    _warn_import(report)
+
+
+def _warn_import(report: dict) -> None:
+    """What an import left out or changed, on stderr (also with --json)."""
+    if report.get("LeftOut"):
+        shown = report["LeftOutExamples"]
+        click.echo(f"uvctl: warning: left out {report['LeftOut']} bad records (--skip-bad-rows); "
+                   f"{'they are' if len(shown) == report['LeftOut'] else f'the first {len(shown)} are'}:", err=True)
+        for problem in shown:
+            click.echo(f"  {problem}", err=True)
+    if report.get("ReplacedText"):
+        click.echo(f"uvctl: warning: {report['ReplacedText']} text values of the source were not UTF-8; their "
+                   f"undecodable bytes were read as U+FFFD", err=True)
 
 
 def _print_import(report: dict) -> None:

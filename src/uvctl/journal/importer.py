@@ -25,7 +25,7 @@ from .sources.datadir import DataDirSource
 from .sources.jsonl import JsonlSource
 
 
-def import_path(journal, path, staging=None, manifests: bool = True, progress=None) -> dict:
+def import_path(journal, path, staging=None, manifests: bool = True, progress=None, skip_bad: bool = False) -> dict:
     """Import ``path`` (a JSONL file or an Ultravisor data dir) into ``journal``; a report.
 
     ``progress`` is an optional ``progress(total, label)`` context manager yielding a bar
@@ -35,9 +35,10 @@ def import_path(journal, path, staging=None, manifests: bool = True, progress=No
     if not path.exists():
         raise UsageError(f"{path} does not exist; give a JSONL file of bridge actions or an Ultravisor data directory")
     if path.is_dir():
-        source = DataDirSource(path, staging, manifests)
-    elif staging is not None:
-        raise UsageError("--staging only applies to an Ultravisor data directory, not to a JSONL file")
+        source = DataDirSource(path, staging, manifests, skip_bad)
+    elif staging is not None or skip_bad:
+        raise UsageError(f"{'--staging' if staging is not None else '--skip-bad-rows'} only applies to an Ultravisor data "
+                         f"directory, not to a JSONL file (whose bad lines you can fix)")
     else:
         source = JsonlSource(path)
     with source:

@@ -39,6 +39,10 @@ _QUEUE_TABLES = ("BeaconWorkItem", "BeaconWorkItemEvent", "BeaconWorkItemAttempt
 #: Which work-item timestamp dates an event when the timeline has no row for it.
 _EVENT_TIME = {"enqueued": "EnqueuedAt", "dispatched": "DispatchedAt", "completed": "CompletedAt",
                "failed": "CompletedAt", "stalled": "CompletedAt", "canceled": "CanceledAt"}
+_TABLE_OF = {"QP_UpsertWorkItem": "BeaconWorkItem", "QP_AppendEvent": "BeaconWorkItemEvent",
+             "QP_InsertAttempt": "BeaconWorkItemAttempt"}
+#: Bad records named in the report when they are left out (the rest are counted).
+_EXAMPLES_KEPT = 20
 _READ_KEYS = {"QP_UpsertWorkItem": "WorkItems", "QP_AppendEvent": "Events", "QP_InsertAttempt": "Attempts",
               "MS_UpsertManifest": "Manifests"}
 
@@ -67,8 +71,10 @@ def find_staging(path: Path, queue_db: Path | None) -> Path | None:
 class DataDirSource:
     """Stream the queue history and the manifests of an Ultravisor data dir."""
 
-    def __init__(self, path: Path, staging=None, manifests: bool = True):
+    def __init__(self, path: Path, staging=None, manifests: bool = True, skip_bad: bool = False):
         self.path = Path(path)
+        self.skip_bad = skip_bad
+        self.left_out, self.left_out_examples, self.replaced_text = 0, [], 0
         self.queue_db = find_queue_db(self.path)
         if staging is not None:
             staging = Path(staging).expanduser().resolve()
@@ -117,14 +123,19 @@ class DataDirSource:
     def report(self) -> dict:
         return {"Source": str(self.path), "Kind": "ultravisor-datadir",
                 "QueueDatabase": str(self.queue_db) if self.queue_db else None,
-                "StagingRoot": str(self.staging) if self.staging else None, "Read": dict(self.read)}
+                "StagingRoot": str(self.staging) if self.staging else None, "Read": dict(self.read),
+                "LeftOut": self.left_out, "LeftOutExamples": list(self.left_out_examples),
+                "ReplacedText": self.replaced_text}
 
     def pairs(self):
         """``(action, None)`` for every work item, event, attempt and manifest (from the start
         at each call: the copy does not change)."""
         self.read = dict.fromkeys(self.read, 0)
+        self.left_out, self.left_out_examples, self.replaced_text = 0, [], 0
         actions = self._queue_actions() if self._conn is not None else iter(())
         for action in _chain(actions, self._manifest_actions()):
+            if action is None:  # a bad row, left out
+                continue
             self.read[_READ_KEYS[action.name]] += 1
             yield action, None
 
@@ -144,6 +155,7 @@ class DataDirSource:
         except OSError as exc:
             raise UsageError(f"cannot read {self.queue_db}: {exc.strerror or exc}") from exc
         conn = sqlite3.connect(copy)
+        conn.text_factory = self._text  # text that is not UTF-8 is read with U+FFFD in place (and counted)
         conn.row_factory = sqlite3.Row
         try:
             present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -199,21 +211,47 @@ class DataDirSource:
             yield self._normalize("QP_InsertAttempt", {"Attempt": attempt}, attempt["IDBeaconWorkItemAttempt"])
 
     def _normalize(self, name: str, settings: dict, row_id):
+        """The action of one source row; None when it is bad and bad rows are left out."""
+        record = next(iter(settings.values()))
+        for column, value in record.items():  # a BLOB where Ultravisor writes text
+            if isinstance(value, bytes):
+                record[column] = self._text(value)
         try:
             return normalize_action(name, settings)
         except UsageError as exc:
-            raise UsageError(f"{self.queue_db}: row {row_id}: {exc}; nothing was imported") from None
+            return self._bad(f"{self.queue_db}: {_TABLE_OF[name]} row {row_id}: {exc}")
+
+    def _bad(self, problem: str):
+        """Leave a bad record out (listed in the report) or stop the import, as asked."""
+        if not self.skip_bad:
+            raise UsageError(f"{problem}; nothing was imported (or import with --skip-bad-rows to leave such "
+                             f"records out, listed)")
+        self.left_out += 1
+        if len(self.left_out_examples) < _EXAMPLES_KEPT:
+            self.left_out_examples.append(problem)
+        return None
+
+    def _text(self, value: bytes) -> str:
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            self.replaced_text += 1
+            return value.decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ manifests
     def _manifest_actions(self):
         for file in self._manifest_files:
-            manifest = _read_manifest(file)
+            try:
+                manifest = _read_manifest(file)
+            except UsageError as exc:
+                if self._bad(str(exc).removesuffix("; nothing was imported")) is None:
+                    continue
             manifest.setdefault("StagingPath", str(file.parent))
             manifest.setdefault("Live", False)
             try:
                 yield normalize_action("MS_UpsertManifest", {"Manifest": manifest})
             except UsageError as exc:
-                raise UsageError(f"manifest {file}: {exc}; nothing was imported") from None
+                self._bad(f"manifest {file}: {exc}")
 
 
 def _latest_rows_sql(conn: sqlite3.Connection, table: str, key: str, order: str, where: str | None = None) -> str:
