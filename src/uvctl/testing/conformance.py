@@ -409,6 +409,21 @@ class BackendConformance:
         assert self.run(ready, "QP_ListWorkItems", Filter={})["WorkItems"] == []
         assert self.run(ready, "MS_ListManifests", Filter={})["Manifests"] == []
 
+    @pytest.mark.parametrize(
+        "name, settings",
+        [
+            ("QP_UpsertWorkItem", {"WorkItem": "wi-1"}),
+            ("QP_AppendEvent", {"Event": {"EventGUID": ["g"], "WorkItemHash": "wi-1", "EventType": "enqueued"}}),
+            ("MS_RemoveManifest", {"RunHash": ["run-1"]}),
+            ("QP_GetWorkItemByHash", {}),
+            ("QP_GetEvents", {}),
+        ],
+    )
+    def test_settings_of_the_wrong_shape_are_rejected_and_write_nothing(self, ready, name, settings):
+        outcome = self.attempt_outcome(lambda: self.run(ready, name, **settings))
+        assert is_rejected(outcome), f"{name} {settings} answered {outcome!r}"
+        assert self.run(ready, "QP_ListWorkItems", Filter={})["WorkItems"] == []
+
     @pytest.mark.parametrize("name", ["QP_DropEverything", "MS_Nope"])
     def test_unknown_action_is_rejected(self, ready, name):
         outcome = self.attempt_outcome(lambda: self.run(ready, name, WorkItemHash="wi-1"))

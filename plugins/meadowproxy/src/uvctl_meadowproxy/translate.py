@@ -92,6 +92,8 @@ def _natural_key(table: str, values: dict, action_name: str) -> tuple:
         value = values.get(column)
         if value is None or value == "":
             raise UsageError(f"{action_name}: {column} is required")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise UsageError(f"{action_name}: {column} must be text, not {type(value).__name__}")
         routes.filter_value(value)  # refuses '~' before anything is sent
         key.append(int(value) if column == "AttemptNumber" else value)
     return tuple(key)

@@ -77,10 +77,13 @@ class MemoryStore:
         method = getattr(self, name, None) if name.startswith(("QP_", "MS_")) else None
         if method is None:
             return failure(f"unknown action {name!r}; expected one of the QP_* / MS_* bridge actions")
+        problem = _shape_problem(name, settings)
+        if problem:
+            return failure(problem, **_READ_EMPTY.get(name, {}))
         try:
             return method(**_settings_for(method, settings))
         except UsageError as exc:  # a bad Filter or Limit: refused, nothing written
-            return failure(str(exc))
+            return failure(str(exc), **_READ_EMPTY.get(name, {}))
 
     def _new_row(self, id_column: str, record: dict) -> dict:
         self._next_id += 1
@@ -201,6 +204,37 @@ class MemoryStore:
         else:
             return None
         return None if row is None else row[f"ID{table}"]
+
+
+#: What each read answers with when it is refused.
+_READ_EMPTY = {"QP_GetWorkItemByHash": {"WorkItem": None}, "QP_ListWorkItems": {"WorkItems": []},
+               "QP_GetEvents": {"Events": []}, "MS_GetManifest": {"Manifest": None}, "MS_ListManifests": {"Manifests": []}}
+#: Settings keys that hold an object, and the natural keys (text, or a number) each action needs.
+_OBJECTS = ("WorkItem", "Event", "Attempt", "Manifest", "Patch", "Filter")
+_KEYS = {"QP_GetWorkItemByHash": ("WorkItemHash",), "QP_GetEvents": ("WorkItemHash",), "MS_GetManifest": ("RunHash",)}
+_RECORD_KEYS = ("WorkItemHash", "EventGUID", "Hash", "RunHash", "AttemptNumber")
+
+
+def _shape_problem(name: str, settings) -> str | None:
+    """Why ``settings`` cannot be an action's Settings (rule 6: refused, nothing written), or None."""
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        return f"{name}: Settings must be an object, got {type(settings).__name__}"
+    for key in _OBJECTS:
+        value = settings.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"{name}: Settings.{key} must be an object, got {type(value).__name__}"
+    records = [settings] + [settings[k] for k in _OBJECTS[:4] if isinstance(settings.get(k), dict)]
+    for record in records:
+        for key in _RECORD_KEYS:
+            value = record.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+                return f"{name}: {key} must be text or a number, got {type(value).__name__}"
+    for key in _KEYS.get(name, ()):
+        if not settings.get(key):
+            return f"{name} needs {key}"
+    return None
 
 
 def _attempt_key(work_item_hash, attempt_number):

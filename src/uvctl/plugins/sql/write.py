@@ -119,7 +119,10 @@ def _key_of(spec: WriteSpec, settings: dict, record: dict | None) -> tuple:
     first = source.get(names[0])
     if not first:
         raise InvalidAction(f"missing natural key {names[0]}")
-    first = first if type(first) is str else str(first)
+    if type(first) is not str:
+        if isinstance(first, bool) or not isinstance(first, int):
+            raise InvalidAction(f"natural key {names[0]} must be text, not {type(first).__name__}")
+        first = str(first)
     if len(names) == 1:
         return (first,)
     number = source.get("AttemptNumber")
