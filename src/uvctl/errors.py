@@ -28,9 +28,9 @@ class BackendUnavailable(UvctlError):
     exit_code = 3
 
 
-# The password runs to the last '@' of the line: one holding a space or a raw '@' is masked
-# whole (text between it and a later '@' is masked too, which is the safe side).
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\n]*)@")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# In a URL alone the password runs to its last '@': one holding a space or a raw '@' is masked whole.
+_WHOLE_URL_PASSWORD = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>.*)@", re.DOTALL)
 _KEY_VALUE = re.compile(
     r"(?i)(?P<key>password|passwd|pwd|token|secret|sessionid|api[_-]?key)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!(?:YES|NO)\)(?:[\s\"'&;,}]|$))(?P<val>[^\s\"'&;,}]+)"
 )
@@ -38,7 +38,7 @@ _KEY_VALUE = re.compile(
 
 def mask_url(url: str) -> str:
     """``scheme://user:***@host/db?password=***`` for ``scheme://user:secret@host/db?password=secret``."""
-    return mask_secrets(url)
+    return mask_secrets(_WHOLE_URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url)))
 
 
 def mask_secrets(text: str) -> str:
