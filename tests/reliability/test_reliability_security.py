@@ -273,6 +273,9 @@ REVIEWED_SQL_INTERPOLATIONS = {
     "insert_head": "the INSERT INTO part of a statement SQLAlchemy compiled",
     "insert_tail": "the ON CONFLICT part of a statement SQLAlchemy compiled",
     "select_list": "the VALUES row SQLAlchemy compiled, its binds replaced by the staging columns of the same names",
+    "table": "a source table of the data-dir import, passed as a constant (journal/sources/datadir.py _latest_rows_sql)",
+    "newest": "ORDER BY terms made of that constant table name and UpdateDate",
+    "f' WHERE {where}' if where else ''": "a constant clause with '?' placeholders (datadir.py _history)",
 }
 #: SQL statements (by their first word) and SQL fragments (a bound comparison, an IN list).
 _SQL_TEXT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|SET|WITH)\s|=\s*\?|\bIN\s*\(")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..flush.service import DEFAULT_BATCH
+from ..flush.service import DEFAULT_BATCH, MAX_BATCH
 from .output import emit, json_option
 
 
 @click.command(name="flush")
 @click.option("--replay", is_flag=True, help="Send everything from the first journal record (safe: delivery is idempotent).")
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH, show_default=True, metavar="N",
-              help="Records per batch (one transaction each; the mark advances after each).")
+              help=f"Records per batch, 1 to {MAX_BATCH} (one transaction each; the mark advances after each).")
 @click.option("--dry-run", is_flag=True, help="Only say how many records each bridge would send.")
 @json_option
 def flush_command(replay, batch_size, dry_run, as_json):
