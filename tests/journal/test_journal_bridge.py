@@ -410,3 +410,16 @@ def test_a_natural_key_with_a_tilde_is_refused_at_the_door(queue, manifests):
                 manifests.upsert_manifest({"Hash": "run~1"})):
         assert out["Success"] is False and "contains '~'" in out["Reason"], out
     assert queue.journal.last_seq() == 0
+
+
+def test_status_says_when_a_bootstrap_was_left_by_a_process_that_stopped(fake, queue, monkeypatch):
+    from uvctl import assignment
+    from uvctl.assignment import service, store
+
+    with store.editing() as doc:
+        doc["Queue"]["State"] = "bootstrapping"
+    fresh = assignment.status(queue.journal, bootstrap=False)["Queue"]
+    assert fresh["State"] == "bootstrapping" and not fresh["LastError"]  # may still be running
+    monkeypatch.setattr(service, "RETRY_SECONDS", 0.0)
+    stale = assignment.status(queue.journal, bootstrap=False)["Queue"]
+    assert stale["State"] == "bootstrapping" and "never finished (its process stopped)" in stale["LastError"]

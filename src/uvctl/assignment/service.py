@@ -277,9 +277,14 @@ def status(journal=None, bootstrap: bool = True) -> dict:
             entry = {**entry, "State": "error", "LastError": str(exc)}
         marks = marks or HighWaterMarks(journal_id=journal.journal_id if journal is not None else None)
         mark = marks.get(bridge, identity) if identity else None
+        last_error = entry.get("LastError")
+        if entry.get("State") == "bootstrapping" and due_for_retry(entry):  # its process is gone
+            last_error = (f"{last_error}; " if last_error else "") + (
+                f"the bootstrap started at {entry.get('CheckedAt')} never finished (its process stopped); "
+                f"'uvctl persistence status' without --no-bootstrap runs it again")
         out[bridge] = {
             "State": entry.get("State") or "waiting-for-beacon",
-            "LastError": entry.get("LastError"),
+            "LastError": last_error,
             "AssignedAt": entry.get("AssignedAt"),
             "BootstrappedAt": entry.get("BootstrappedAt"),
             "Backend": entry["Backend"],

@@ -118,9 +118,13 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
 
     bridges = _bridges(queue_only, manifest_only)
     options = _given_options(ctx, backend, values)
-    assignment.assign(backend, options, bridges)
+    written = assignment.assign(backend, options, bridges)
     report = {bridge: row for bridge, row in _status().items() if bridge in bridges}
     emit(report, as_json, _print_status)
+    replaced = [b for b in bridges if report[b].get("AssignedAt") != written[b]["AssignedAt"]]
+    if replaced:  # another assign ran meanwhile: what the report shows is not this one
+        raise UvctlError(f"another 'uvctl persistence assign' replaced this assignment of {' and '.join(replaced)} "
+                         f"meanwhile; the status above is that one's (run 'uvctl persistence status')")
     failed = {bridge: row for bridge, row in report.items() if row.get("State") == "error"}
     if failed:  # assigned, but nothing will reach it until the cause is fixed: a script must see that
         bridge, row = next(iter(failed.items()))
