@@ -205,3 +205,17 @@ def test_status_of_a_backend_whose_plugin_was_removed_says_so_and_claims_no_coun
     assert "reinstall that plugin" in row["LastError"]
     assert row["Pending"] is None and row["HighWaterMark"] is None
     assert "pending records unknown" in text
+
+
+def test_an_assign_replaced_by_another_meanwhile_says_so(scripted, cli_runner, monkeypatch):
+    from uvctl.cli import persistence as cli_persistence
+
+    original = cli_persistence._status
+
+    def raced(*args, **kwargs):  # another process assigns between our write and our status
+        assignment.assign("scripted", {"Mode": "away"})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli_persistence, "_status", raced)
+    result = cli_runner(["persistence", "assign", "--backend", "scripted", "--mode", "ok"])
+    assert result.exit_code == 1 and "another 'uvctl persistence assign' replaced this assignment" in result.stderr
