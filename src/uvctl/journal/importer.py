@@ -77,8 +77,9 @@ def _journal(journal, source, pairs=None) -> dict:
         return journal.apply_stream(source.pairs() if pairs is None else pairs, reimport=True, commit_every=COMMIT_EVERY,
                                     pause=COMMIT_PAUSE)
     except UvctlError as exc:
-        raise type(exc)(f"{exc} (records before it may be journaled already: import the same source again to "
-                        f"finish, nothing is journaled twice)", exc.exit_code) from None
+        reason = str(exc).removesuffix("; nothing was journaled")
+        raise type(exc)(f"{reason}; the import stopped there, and what it journaled before stays: import the same "
+                        f"source again to finish (nothing is journaled twice)", exc.exit_code) from None
 
 
 def _advancing(pairs, bar, step: int = 200):
