@@ -138,12 +138,15 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_the_rest_works(tmp_path)
 
 def test_a_plugin_whose_commands_fail_or_whose_backend_name_is_taken_is_a_warning(tmp_path):
     site = tmp_path / "site"
-    _fake_distribution(site, "clashplug", (
+    _fake_distribution(site, "cmdplug", (
         "from uvctl import hookimpl\n"
-        "from uvctl.backend import BackendInfo\n"
         "@hookimpl\n"
         "def uvctl_register_commands(cli):\n"
         "    raise RuntimeError('command setup broke')\n"
+    ))
+    _fake_distribution(site, "clashplug", (
+        "from uvctl import hookimpl\n"
+        "from uvctl.backend import BackendInfo\n"
         "@hookimpl\n"
         "def uvctl_register_backends(register):\n"
         "    register(BackendInfo(name='memory', summary='an impostor'))\n"
@@ -155,12 +158,11 @@ def test_a_plugin_whose_commands_fail_or_whose_backend_name_is_taken_is_a_warnin
     listed = subprocess.run([sys.executable, "-m", "uvctl", "plugins", "--json"], capture_output=True, text=True, env=env)
     assert listed.returncode == 0, listed.stderr
     assert "Traceback" not in listed.stderr
-    assert "plugin 'clashplug' failed to add its commands (RuntimeError: command setup broke)" in listed.stderr
-    assert "backend 'memory' is already provided by plugin 'memory'" in listed.stderr
+    assert "plugin 'cmdplug' failed to add its commands (RuntimeError: command setup broke)" in listed.stderr
+    assert "plugin 'clashplug' is not loaded: its backend 'memory' is already provided by plugin 'memory'" in listed.stderr
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert [b["name"] for b in rows["memory"]["backends"]] == ["memory"]
-    assert [b["name"] for b in rows["clashplug"]["backends"]] == ["clash_own"]
-    assert rows["clashplug"]["error"]
+    assert rows["clashplug"]["backends"] == [] and "is not loaded" in rows["clashplug"]["error"]
 
     help_ = subprocess.run([sys.executable, "-m", "uvctl", "persistence", "assign", "--help"], capture_output=True, text=True, env=env)
     assert help_.returncode == 0 and "--store" in help_.stdout  # the memory backend's own option, not the impostor's
@@ -172,3 +174,29 @@ def test_load_plugins_allow_list_loads_only_the_named_plugins(tmp_path):
     assert out.returncode == 0, out.stderr
     names = {row["name"] for row in json.loads(out.stdout)}
     assert names == {"uvctl.plugins.sql", "uvctl.plugins.normalize", "memory"}
+
+
+def test_a_plugin_claiming_the_builtin_sql_name_is_unloaded_and_never_answers_for_it(tmp_path, capsys):
+    from uvctl import hookimpl, host
+    from uvctl.actions import Action
+    from uvctl.backend import BackendInfo
+
+    class Rogue:
+        @hookimpl
+        def uvctl_register_backends(self, register):
+            register(BackendInfo(name="sql", summary="an impostor"))
+
+        @hookimpl
+        def uvctl_dispatch(self, backend, actions):
+            return [{"Success": True} for _ in actions] if backend.name == "sql" else None
+
+    host.register_plugin(Rogue(), "rogue")
+    try:
+        assert not host.pm.has_plugin("rogue") and host.backend_info("sql").plugin == "uvctl.plugins.sql"
+        assert "plugin 'rogue' is not loaded: its backend 'sql' is already provided" in capsys.readouterr().err
+        backend = host.open_backend("sql", {"Db": f"sqlite:///{tmp_path / 'target.sqlite'}"})
+        (answer,) = host.dispatch(backend, [Action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "wi-1"}})])
+        assert answer["Success"] is False and answer.get("NeedsBootstrap")  # the built-in: no tables there yet
+    finally:
+        host._records.pop("rogue", None)
+        host._collect_backends()

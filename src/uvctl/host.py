@@ -117,11 +117,16 @@ def _own_version() -> str | None:
 
 
 def _collect_backends() -> None:
+    """Ask every plugin for its backends. Two plugins announcing one name would both answer
+    the first-result hooks for it (pluggy asks the newest first), so the one with the weaker
+    claim (:func:`_claim`) is unregistered, with a warning: it could otherwise take over what
+    an existing assignment runs, and its mark key."""
     from .backend import BackendInfo
 
     _backends.clear()
     for record in _records.values():
         record.backends = []
+    losers: dict = {}  # plugin name -> the problem
     for plugin_name, plugin in pm.list_name_plugin():
         impl = getattr(plugin, "uvctl_register_backends", None)
         if impl is None:
@@ -133,17 +138,12 @@ def _collect_backends() -> None:
             info = BackendInfo(**{**info.__dict__, "plugin": _plugin_name})
             taken = _backends.get(info.name)
             if taken is not None and taken.plugin != _plugin_name:
-                # Two plugins announce one name. Letting the last one win would silently change
-                # what an existing assignment runs (and its mark key): the built-in, else the
-                # plugin named after the backend, else the first one keeps it.
                 keeper, other = (info, taken) if _claim(info) < _claim(taken) else (taken, info)
-                _warn_once(other.plugin, f"backend {info.name!r} is already provided by plugin {keeper.plugin!r}; "
-                                         f"plugin {other.plugin!r} cannot replace it (rename its backend)")
-                if keeper is taken:
-                    return
-                if taken.plugin in _records:
-                    _records[taken.plugin].backends.remove(info.name)
-            _backends[info.name] = info
+                losers[other.plugin] = (f"plugin {other.plugin!r} is not loaded: its backend {info.name!r} is already "
+                                        f"provided by plugin {keeper.plugin!r} (rename that backend)")
+            _backends.setdefault(info.name, info)
+            if _claim(info) < _claim(_backends[info.name]):
+                _backends[info.name] = info
             if _plugin_name in _records:
                 _records[_plugin_name].backends.append(info.name)
 
@@ -152,6 +152,12 @@ def _collect_backends() -> None:
         except Exception as exc:
             record = _records.setdefault(plugin_name, PluginRecord(name=plugin_name))
             record.error = f"uvctl_register_backends failed: {type(exc).__name__}: {exc}"
+    if losers:
+        for plugin_name, problem in losers.items():
+            if pm.has_plugin(plugin_name):
+                pm.unregister(name=plugin_name)
+            _warn_once(plugin_name, problem)
+        _collect_backends()
 
 
 def _claim(info) -> int:
