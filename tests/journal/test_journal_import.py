@@ -493,3 +493,24 @@ def test_bad_source_rows_stop_the_import_or_are_left_out_and_listed_when_asked(c
     assert journal.get_work_item(bad_hash) is None
     odd = journal.get_work_item(odd_hash)
     assert odd["LastError"] == "ok\ufffd" and odd["Settings"] == "{}"
+
+
+def test_lines_imported_by_an_earlier_version_are_still_known(cli_runner, tmp_path, journal):
+    # before 0.1 a line was keyed by its content and its occurrence in the file
+    from uvctl.journal.sources import IMPORT_NAMESPACE
+
+    file = write_jsonl(tmp_path / "old.jsonl", LINES)
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 6
+    seen: dict = {}
+    legacy = []
+    for entry in LINES:
+        canonical = json.dumps([entry["Action"], entry.get("Settings")], sort_keys=True, separators=(",", ":"), default=str)
+        seen[canonical] = seen.get(canonical, 0) + 1
+        legacy.append(f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, canonical)}|{seen[canonical]}")
+    conn = journal._conn
+    seqs = [seq for (seq,) in conn.execute("SELECT seq FROM imported ORDER BY seq")]
+    with conn:
+        conn.execute("DELETE FROM imported")
+        conn.executemany("INSERT INTO imported VALUES (?, ?)", list(zip(legacy, seqs)))
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 0
+    assert len(journal.get_events("wi-1")) == 2

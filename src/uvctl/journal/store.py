@@ -437,12 +437,15 @@ class Journal:
             for action, key in chunk:
                 if action.name not in _BRIDGE_OF:
                     raise UsageError(f"{action.name} is a read; only write actions can be journaled")
-                if key is not None and self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (key,)).fetchone():
+                # a key, or a tuple of them: the current one and older forms a source also answers to
+                keys = (key,) if key is None or type(key) is str else key
+                if key is not None and any(self._conn.execute("SELECT 1 FROM imported WHERE source_key = ?", (k,)).fetchone()
+                                           for k in keys):
                     done = Recorded(action, "already-imported")
                 else:
                     done = self._apply_one(action, stamp, reimport)
                     if key is not None:
-                        self._conn.execute("INSERT INTO imported VALUES (?, ?)", (key, done.action.seq))
+                        self._conn.execute("INSERT INTO imported VALUES (?, ?)", (keys[0], done.action.seq))
                 outcomes[done.outcome] = outcomes.get(done.outcome, 0) + 1
                 if done.logged:
                     first = done.action.seq if first is None else first

@@ -3,9 +3,12 @@
 A line is identified by the file's content up to and including it (a running hash of the
 lines), so a re-import of the file, or of a copy of it under another name, skips every line
 imported before, and a longer version of it brings only its new lines. The same line in
-another history (another day's file) is a different line: it is imported. An event without
-``EventGUID`` gets a UUIDv5 of that key. The first bad line is an error naming it; nothing
-from the file is then imported.
+another history (another day's file) is a different line: it is imported. So is every line of
+a file whose first lines were cut: updates then converge again, and events carrying an
+``EventGUID`` are recognised by it, but an event without one gets a UUIDv5 of its key, and
+comes in again. Lines imported by uvctl before this scheme are still recognised by their old
+key (content and occurrence). The first bad line is an error naming it; nothing from the file
+is then imported.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class JsonlSource:
         from its start, and no further than the first call did (lines appended meanwhile
         wait for the next import, unchecked lines never slip in)."""
         history = hashlib.sha256()  # of every line so far: the key of a line is its history
+        seen: dict = {}  # line digest -> occurrences: the key before 0.1 kept lines by (content, n)
         self._handle.seek(0)
         self.count = 0
         for number, raw in enumerate(self._handle, start=1):
@@ -76,7 +80,7 @@ class JsonlSource:
             if line.strip():
                 self.count += 1
                 try:
-                    action = self._action(number, line, history)
+                    action = self._action(number, line, history, seen)
                 except RecursionError:
                     raise UsageError(f"{self.path} line {number}: JSON nested too deeply for uvctl (a thousand levels "
                                      f"or more); fix the line, nothing was imported") from None
@@ -84,7 +88,7 @@ class JsonlSource:
         if self._lines is None:
             self._lines = self._last_line
 
-    def _action(self, number: int, line: str, history):
+    def _action(self, number: int, line: str, history, seen: dict):
         where = f"{self.path} line {number}"
         try:
             entry = json.loads(line, parse_constant=_not_json)
@@ -102,12 +106,16 @@ class JsonlSource:
             except UnicodeEncodeError:
                 raise UsageError(f"{where}: holds a \\u escape of half a character (a lone surrogate such as \\ud800), "
                                  f"which is not text; fix the line, nothing was imported") from None
-        history.update(hashlib.sha256(canonical.encode("utf-8")).digest())
-        key = f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, history.hexdigest())}"
+        digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+        history.update(digest)
+        seen[digest] = seen.get(digest, 0) + 1
+        # the key first, then the key journals imported by earlier versions know this line by
+        key = (f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, history.hexdigest())}",
+               f"jsonl|{uuid.uuid5(IMPORT_NAMESPACE, canonical)}|{seen[digest]}")
         if name == "QP_AppendEvent" and isinstance(settings, dict) and isinstance(settings.get("Event"), dict):
             event = settings["Event"]
             if not event.get("EventGUID"):
-                guid = uuid.uuid5(IMPORT_NAMESPACE, key)
+                guid = uuid.uuid5(IMPORT_NAMESPACE, key[0])
                 settings = {**settings, "Event": {**event, "EventGUID": str(guid)}}
         try:
             action = normalize_action(name, settings)
