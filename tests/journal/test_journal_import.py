@@ -514,3 +514,15 @@ def test_lines_imported_by_an_earlier_version_are_still_known(cli_runner, tmp_pa
         conn.executemany("INSERT INTO imported VALUES (?, ?)", list(zip(legacy, seqs)))
     assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 0
     assert len(journal.get_events("wi-1")) == 2
+
+
+def test_an_import_finished_later_still_folds_the_changes_its_first_run_brought(cli_runner, tmp_path, journal):
+    update = {"Action": "QP_UpdateWorkItem", "Settings": {"WorkItemHash": "wi-x", "Patch": {"Status": "Complete"}}}
+    upsert = {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "wi-x", "Status": "Pending"}}}
+    file = write_jsonl(tmp_path / "history.jsonl", [update])
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 1  # the stopped run
+    with journal._conn:  # ... two minutes ago: past the window that guards live bridge calls
+        journal._conn.execute("UPDATE log SET recorded_at = '2000-01-01T00:00:00.000Z'")
+    write_jsonl(file, [update, upsert])
+    assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 1
+    assert journal.get_work_item("wi-x")["Status"] == "Complete", "as one undisturbed import gives"

@@ -527,7 +527,7 @@ class Journal:
             if existing is not None and _covers(existing, s[key]):
                 return Recorded(action, "unchanged")
             if existing is None and tbl == WORK_ITEM:
-                action = self._with_early_patches(action, tbl, key)
+                action = self._with_early_patches(action, tbl, key, reimport)
                 s = action.settings
             logged = self._log(action, stamp)
             self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
@@ -536,7 +536,7 @@ class Journal:
             attempt = s["Attempt"]
             existing = self._fetch_by_key(ATTEMPT, attempt)
             if existing is None:
-                action = self._with_early_patches(action, ATTEMPT, "Attempt")
+                action = self._with_early_patches(action, ATTEMPT, "Attempt", reimport)
                 attempt = action.settings["Attempt"]
                 logged = self._log(action, stamp)
                 self._conn.execute(self._upsert_sql[ATTEMPT], [attempt[c] for c in table(ATTEMPT).columns])
@@ -571,7 +571,7 @@ class Journal:
             return self._log(action, stamp)
         raise UsageError(f"{name} is not a journaled write action")
 
-    def _with_early_patches(self, action: Action, tbl: str, field: str) -> Action:
+    def _with_early_patches(self, action: Action, tbl: str, field: str, imported: bool = False) -> Action:
         """``action`` (the first record of its key) with the changes that arrived before it.
 
         Ultravisor's bridge calls are concurrent: an update can arrive before the record it
@@ -583,16 +583,19 @@ class Journal:
         record = action.settings[field]
         key = _encode([record[c] for c in table(tbl).key])
         rows = self._conn.execute(
-            "SELECT e.patch, l.recorded_at FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
-            "WHERE e.tbl = ? AND e.key = ? ORDER BY e.seq", (tbl, key)).fetchall()
+            "SELECT e.patch, l.recorded_at, i.seq IS NOT NULL FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
+            "LEFT JOIN imported i ON i.seq = e.seq WHERE e.tbl = ? AND e.key = ? ORDER BY e.seq", (tbl, key)).fetchall()
         if not rows:
             return action
         self._conn.execute("DELETE FROM early_patch WHERE tbl = ? AND key = ?", (tbl, key))
         # Only a change that arrived shortly before is a race; an older one was for a record
         # this journal never held (the backend's, or one that never came) and must not
         # override a fresh record of the same key.
+        # An import replays a history in its order, possibly over several runs (a stopped import
+        # is finished by the next): there a change an import brought is folded whatever its age.
         since = now_iso(ago=EARLY_PATCH_WINDOW)
-        fresh = [json.loads(patch) for patch, recorded_at in rows if recorded_at is not None and recorded_at >= since]
+        fresh = [json.loads(patch) for patch, recorded_at, from_import in rows
+                 if (imported and from_import) or (recorded_at is not None and recorded_at >= since)]
         if not fresh:
             return action
         merged = dict(record)
