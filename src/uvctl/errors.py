@@ -30,7 +30,8 @@ class BackendUnavailable(UvctlError):
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 # In a URL alone the password runs to its last '@': one holding a space or a raw '@' is masked whole.
-_WHOLE_URL_PASSWORD = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>.*)@", re.DOTALL)
+# (The user part may hold a raw '@' too, as hosted databases' "admin@server" names do.)
+_WHOLE_URL_PASSWORD = re.compile(r"^(?P<scheme>\s*[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/\s]*):(?P<pw>.*)@", re.DOTALL)
 _KEY_VALUE = re.compile(
     r"(?i)(?P<key>password|passwd|pwd|token|secret|sessionid|api[_-]?key)(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?!(?:YES|NO)\)(?:[\s\"'&;,}]|$))(?P<val>[^\s\"'&;,}]+)"
 )

@@ -57,14 +57,14 @@ def parse_url(url: str):
 
 
 def _check_credentials(url: str) -> None:
-    """A password holding ``@`` must be URL-encoded, or part of it is taken for the host (and
-    shown where the host is named)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and rest.count("@") > 1 and ":" in rest.partition("@")[0]:
+    """A user or password holding ``@`` must be URL-encoded, or part of it is taken for the
+    host (and shown where the host is named)."""
+    scheme, sep, rest = url.strip().partition("://")
+    if sep and rest.split("/", 1)[0].count("@") > 1:
         raise UsageError(
-            f"the password in the {scheme} database URL holds '@', which must be URL-encoded as %40 (and '/' as %2F, "
-            f"'?' as %3F, '#' as %23, a space as %20); for example: python3 -c \"import urllib.parse, sys; "
-            f"print(urllib.parse.quote(sys.argv[1], safe=''))\" 'PASSWORD'"
+            f"the user or password in the {scheme} database URL holds '@', which must be URL-encoded as %40 (and "
+            f"'/' as %2F, '?' as %3F, '#' as %23, a space as %20); for example: python3 -c \"import urllib.parse, "
+            f"sys; print(urllib.parse.quote(sys.argv[1], safe=''))\" 'PASSWORD'"
         )
 
 
