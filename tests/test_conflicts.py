@@ -25,6 +25,9 @@ ATTEMPT_KEY = ("WorkItemHash", "AttemptNumber")
         ("SQLITE_CONSTRAINT: NOT NULL constraint failed: UVQueueWorkItemEvent.EventType", (), EVENT_KEY, False),
         ("SQLITE_CONSTRAINT: FOREIGN KEY constraint failed", (), EVENT_KEY, False),
         ("constraint failed", (787,), EVENT_KEY, False),
+        ("Duplicate entry '7' for key 'UVQueueWorkItemEvent.PRIMARY'", (), EVENT_KEY, False),  # the row ID
+        ('null value in column "EventType" violates not-null constraint DETAIL: Failing row contains '
+         '(7, duplicate entry).', (), EVENT_KEY, False),
         ("connection reset by peer", (), EVENT_KEY, False),
         ("", (), EVENT_KEY, False),
     ],

@@ -26,6 +26,9 @@ _PHRASES = (
 #: Driver error numbers of a unique violation: SQLite extended codes (UNIQUE, PRIMARYKEY),
 #: MySQL ER_DUP_ENTRY, PostgreSQL SQLSTATE, MSSQL.
 UNIQUE_CODES = frozenset({2067, 1555, 1062, 2601, 2627, "2067", "1555", "1062", "23505", "2601", "2627"})
+#: Lower-case words of the other constraint errors, whatever value their message echoes.
+_OTHER_CONSTRAINTS = ("not null", "not-null", "notnull", "foreign key", "check constraint")
+_MYSQL_KEY = re.compile(r"for key '(?:[^'.]*\.)?([^']*)'", re.IGNORECASE)
 _SQLITE_COLUMNS = re.compile(r"unique constraint failed:\s*([^\n]+)", re.IGNORECASE)
 _POSTGRES_COLUMNS = re.compile(r"key \(([^)]*)\)=", re.IGNORECASE)
 _QUALIFIED = re.compile(r"\w+\.(\w+)")  # Table.Column
@@ -36,6 +39,8 @@ def is_unique_violation(text: str, codes=()) -> bool:
     if any(code in UNIQUE_CODES for code in codes if isinstance(code, (int, str))):
         return True
     lowered = (text or "").lower()
+    if any(other in lowered for other in _OTHER_CONSTRAINTS):  # its detail may echo any value
+        return False
     return any(phrase in lowered for phrase in _PHRASES)
 
 
@@ -57,4 +62,7 @@ def is_key_conflict(text: str, key_columns, codes=()) -> bool:
     if not is_unique_violation(text, codes):
         return False
     named = violated_columns(text)
-    return named is None or named == set(key_columns)
+    if named is None:
+        index = _MYSQL_KEY.search(text or "")
+        return not (index and index.group(1).upper() == "PRIMARY")  # the row ID, not a natural key
+    return named == set(key_columns)

@@ -260,21 +260,29 @@ def dispatch(backend, actions: list) -> list[dict]:
         )
     normalize = _normalizer(backend)
     envelopes = [normalize(a, r) for a, r in zip(actions, raw)]
-    if not all(type(e) is dict and type(e.get("Success")) is bool and type(e.get("AlreadyPresent", False)) is bool
+    if not all(type(e) is dict and type(e.get("Success")) is bool and type(e.get("AlreadyPresent")) in _FLAG_TYPES
                for e in envelopes):
         envelopes = [_checked(backend, a, e) for a, e in zip(actions, envelopes)]
     return envelopes
 
 
+_FLAG_TYPES = (bool, type(None))  # AlreadyPresent: a boolean, or left out
+
+
 def _checked(backend, action, answer):
-    """``answer`` when it is an envelope whose ``Success`` (and ``AlreadyPresent``) are booleans;
-    otherwise a failure that says so. A string "false" must never count as delivered."""
-    if type(answer) is dict and type(answer.get("Success")) is bool and type(answer.get("AlreadyPresent", False)) is bool:
+    """``answer`` when it is an envelope whose ``Success`` is a boolean (and ``AlreadyPresent``
+    one or None); otherwise a failure that says so. A string "false" never counts as delivered."""
+    if not isinstance(answer, dict):
+        shown = f"a {type(answer).__name__}"
+    elif type(answer.get("Success")) is not bool:
+        shown = f"Success={answer.get('Success')!r}"
+    elif type(answer.get("AlreadyPresent")) not in _FLAG_TYPES:
+        shown = f"AlreadyPresent={answer.get('AlreadyPresent')!r}"
+    else:
         return answer
-    shown = f"Success={answer.get('Success')!r}" if isinstance(answer, dict) else type(answer).__name__
     return {"Available": True, "Success": False,
-            "Reason": f"backend {backend.name!r} answered {action.name} with {shown[:80]}, not an envelope with a "
-                      f"boolean Success; update or fix its plugin"}
+            "Reason": f"backend {backend.name!r} answered {action.name} with {shown[:80]}, where an envelope has "
+                      f"booleans; update or fix its plugin"}
 
 
 def _normalizer(backend):

@@ -117,7 +117,8 @@ def test_an_answer_without_a_boolean_success_is_a_failure_never_a_delivery(plugi
     finally:
         host.unregister_plugin("normtest-loose")
     assert [a["Success"] for a in answers] == [False, False, False, True]
-    assert "Success='false'" in answers[0]["Reason"] and "with str" in answers[1]["Reason"]
+    assert "Success='false'" in answers[0]["Reason"] and "with a str" in answers[1]["Reason"]
+    assert "AlreadyPresent='yes'" in answers[2]["Reason"]
     assert all("update or fix its plugin" in a["Reason"] for a in answers[:3])
 
 

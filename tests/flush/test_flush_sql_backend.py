@@ -207,6 +207,7 @@ def test_lookup_resolves_natural_keys(sqlite_url):
     ("notaurl", "invalid database URL"),
     ("nosuchdialect://x/y", "unknown database dialect"),
     ("postgresql://u:p@ss:w/rd@127.0.0.1/db", "must be URL-encoded as %40"),
+    ("postgresql://admin@myserver:S3cretPw@127.0.0.1/db", "must be URL-encoded as %40"),
     ("mysql://root@127.0.0.1/test", "or use the installed driver: mysql+pymysql://"),
     ("sqlite://", "names no file"),
     ("sqlite:///relative/target.sqlite", "relative path"),
@@ -221,10 +222,10 @@ def test_bad_urls_are_refused_at_assign_with_one_line(cli_runner, data_dir, url,
 
 
 def test_the_journal_itself_is_refused_as_a_target(cli_runner, data_dir):
-    journal = f"sqlite:///{data_dir / 'journal.sqlite'}"
-    for args in (["persistence", "assign", "--backend", "sql", "--db", journal], ["schema", "ensure", "--db", journal]):
-        result = cli_runner(args)
-        assert result.exit_code == 2 and "is uvctl's own journal" in result.output, result.output
+    for journal in (f"sqlite:///{data_dir / 'journal.sqlite'}", f"sqlite:///file:{data_dir / 'journal.sqlite'}?uri=true"):
+        for args in (["persistence", "assign", "--backend", "sql", "--db", journal], ["schema", "ensure", "--db", journal]):
+            result = cli_runner(args)
+            assert result.exit_code == 2 and "is uvctl's own journal" in result.output, result.output
     assert not (data_dir / "persistence-assignment.json").exists()
 
 

@@ -222,3 +222,21 @@ def test_a_sqlite_file_in_a_folder_that_does_not_exist_is_bad_input(cli_runner, 
     result = cli_runner(["schema", command, "--db", url])
     assert result.exit_code == 2 and "does not exist; create it" in result.output
     assert not (tmp_path / "missing").exists()
+
+
+def test_names_are_compared_as_the_engine_compares_them(cli_runner, mysql_url, sqlite_url):
+    # MariaDB with lower_case_table_names=0: a view uvmanifest is no obstacle to a table UVManifest
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        exact = str(conn.exec_driver_sql("SELECT @@lower_case_table_names").scalar()) == "0"
+        conn.exec_driver_sql("CREATE VIEW uvmanifest AS SELECT 1 AS x")
+    engine.dispose()
+    result = cli_runner(["schema", "ensure", "--db", mysql_url])
+    assert (result.exit_code == 0) == exact, result.output
+    # SQLite: tables, views and indexes share one namespace
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE VIEW "IX_UVManifest_Hash" AS SELECT 1 AS x')
+    engine.dispose()
+    result = cli_runner(["schema", "plan", "--db", sqlite_url])
+    assert result.exit_code == 2 and "is taken by IX_UVManifest_Hash" in result.output, result.output

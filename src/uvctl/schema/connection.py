@@ -60,7 +60,7 @@ def _check_credentials(url: str) -> None:
     """A user or password holding ``@`` must be URL-encoded, or part of it is taken for the
     host (and shown where the host is named)."""
     scheme, sep, rest = url.strip().partition("://")
-    if sep and rest.split("/", 1)[0].count("@") > 1:
+    if sep and rest.split("?", 1)[0].count("@") > 1:  # an '@' in the query string (application_name) is fine
         raise UsageError(
             f"the user or password in the {scheme} database URL holds '@', which must be URL-encoded as %40 (and "
             f"'/' as %2F, '?' as %3F, '#' as %23, a space as %20); for example: python3 -c \"import urllib.parse, "
@@ -72,7 +72,9 @@ def _refuse_journal(database: str, url: str) -> None:
     """uvctl's own journal is no target: its tables share the UV names but not their columns."""
     from ..paths import JOURNAL_FILE, data_file
 
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if database.startswith("file:"):  # a URI filename: file:/path?mode=...
+        database = database[len("file:"):].split("?", 1)[0]
+    if not database or database == ":memory:":
         return
     try:
         same = Path(database).expanduser().resolve() == data_file(JOURNAL_FILE).resolve()

@@ -18,7 +18,7 @@ from .connection import connected, dialect_of, engine_label, first_line, parse_u
 from .descriptor import load_descriptor, validate_descriptor
 from .diff import Change, diff, forward_only
 from .dialects import Dialect
-from .introspect import live_model
+from .introspect import table_names_are_exact, live_model
 from .model import Model, desired_model
 
 PG_LOCK_TIMEOUT = "10s"  # never queue forever behind a long transaction holding a lock
@@ -97,13 +97,15 @@ def _check_names_are_free(connection, dialect: Dialect, forward: list) -> None:
     import sqlalchemy as sa
 
     inspector = sa.inspect(connection)
-    views = {dialect.key(name): name for name in inspector.get_view_names()}
+    # table (and view) names compare as the server compares them (see introspect.live_model)
+    key = (lambda name: name) if table_names_are_exact(connection, dialect) else dialect.key
+    views = {key(name): name for name in inspector.get_view_names()}
     if dialect.name == "postgres":
-        views.update({dialect.key(name): name for name in inspector.get_materialized_view_names()})
+        views.update({key(name): name for name in inspector.get_materialized_view_names()})
     taken = _schema_wide_names(connection, dialect)
     for change in creating:
-        if change.action == "create-table" and dialect.key(change.table) in views:
-            raise UsageError(f"{views[dialect.key(change.table)]} exists as a view, and uvctl needs a table of that name; "
+        if change.action == "create-table" and key(change.table) in views:
+            raise UsageError(f"{views[key(change.table)]} exists as a view, and uvctl needs a table of that name; "
                              f"rename or drop the view (or use another database), nothing was executed")
         if change.action == "create-index":
             owner = taken.get(dialect.key(change.subject.name))
@@ -115,9 +117,11 @@ def _check_names_are_free(connection, dialect: Dialect, forward: list) -> None:
 def _schema_wide_names(connection, dialect: Dialect) -> dict:
     """``{key(name): what owns it}`` for the names an index may not reuse, where index names
     are schema-wide: every index (owned by its table) and, on PostgreSQL, every relation."""
-    if dialect.name == "sqlite":
-        rows = connection.exec_driver_sql("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")
-        return {dialect.key(name): table for name, table in rows}
+    if dialect.name == "sqlite":  # tables, views, indexes and triggers share one namespace
+        rows = connection.exec_driver_sql(
+            "SELECT name, CASE type WHEN 'index' THEN tbl_name ELSE name END FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+        return {dialect.key(name): owner for name, owner in rows}
     if dialect.name == "postgres":
         rows = connection.exec_driver_sql(
             "SELECT c.relname, COALESCE(t.relname, c.relname) FROM pg_class c "

@@ -60,7 +60,7 @@ def _narrower(sa_type, dialect: Dialect) -> ColumnType | None:
     return None
 
 
-def _table_names_are_exact(connection, dialect: Dialect) -> bool:
+def table_names_are_exact(connection, dialect: Dialect) -> bool:
     """True where table names compare exactly although the dialect folds identifiers:
     MySQL/MariaDB with ``lower_case_table_names = 0`` (Linux's default), where ``uvmanifest``
     is another table than ``UVManifest`` (column and index names still ignore case there)."""
@@ -80,7 +80,7 @@ def live_model(connection, dialect: Dialect, names: list[str]) -> Model:
     import sqlalchemy as sa
 
     model = Model(dialect)
-    key = (lambda name: name) if _table_names_are_exact(connection, dialect) else dialect.key
+    key = (lambda name: name) if table_names_are_exact(connection, dialect) else dialect.key
     wanted = {key(name) for name in names}
     inspector = sa.inspect(connection)
     existing = [name for name in inspector.get_table_names() if key(name) in wanted]

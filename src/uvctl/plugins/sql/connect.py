@@ -20,8 +20,8 @@ CONNECT_TIMEOUT = 5
 #: ALTER) before the batch fails and stays pending, instead of blocking a flush or a bridge
 #: write without end (PostgreSQL waits for ever by default, MariaDB's metadata locks a year).
 LOCK_WAIT_SECONDS = 10
-_LOCK_WAIT = {"postgresql": "SET lock_timeout = '{}s'", "mysql": "SET SESSION lock_wait_timeout = {}",
-              "mariadb": "SET SESSION lock_wait_timeout = {}"}
+_MYSQL_LOCK_WAIT = "SET SESSION lock_wait_timeout = {0}, SESSION innodb_lock_wait_timeout = {0}"  # table, row locks
+_LOCK_WAIT = {"postgresql": "SET lock_timeout = '{0}s'", "mysql": _MYSQL_LOCK_WAIT, "mariadb": _MYSQL_LOCK_WAIT}
 
 _MISSING_SCHEMA_MARKERS = (
     "no such table", "no such column", "has no column named", "does not exist", "doesn't exist",
