@@ -36,6 +36,7 @@ class LegacyBeacon:
     status: str = "Online"
     duplicates_as_errors: bool = False  # answer a duplicate like a SQL beacon: an Error
     hang: bool = False  # never answer (the dispatch times out)
+    max_concurrent: int = 8
     error: str | None = None  # answer every work item with this ErrorMessage
     error_actions: tuple = ()  # ... only these actions (empty: every action)
     store: MemoryStore = field(default_factory=MemoryStore)
@@ -50,7 +51,7 @@ class LegacyBeacon:
             "Capabilities": list(self.capabilities),
             "Status": self.status,
             "CurrentWorkItems": [],
-            "MaxConcurrent": 8,
+            "MaxConcurrent": self.max_concurrent,
             "Tags": {},
         }
 

@@ -168,6 +168,12 @@ def test_a_beacon_that_never_answers_is_unavailable(coordinator, backend):
         host.dispatch(backend, [Action("QP_UpsertWorkItem", {"WorkItem": records.work_item("wi-1")})])
 
 
+def test_a_timeout_on_a_single_slot_beacon_names_the_coordinators_pitfall(coordinator, backend):
+    coordinator.add_beacon("persist-1", hang=True, max_concurrent=1)  # as the coordinator then behaves (§6.1)
+    with pytest.raises(BackendUnavailable, match="registered with MaxConcurrent 1.*MaxConcurrent 2 or more"):
+        host.dispatch(backend, [Action("QP_UpsertWorkItem", {"WorkItem": records.work_item("wi-1")})])
+
+
 def test_plugins_command_labels_the_backend_legacy(cli_runner):
     text = cli_runner(["plugins"]).output
     assert "backend legacy_beacons [legacy]" in text

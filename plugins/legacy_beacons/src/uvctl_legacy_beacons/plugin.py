@@ -14,7 +14,7 @@ from __future__ import annotations
 from uvctl import hookimpl
 from uvctl.actions import QUEUE, envelope, failure
 from uvctl.backend import BackendInfo, BootstrapResult, OptionSpec
-from uvctl.errors import UsageError, mask_url
+from uvctl.errors import BackendUnavailable, UsageError, mask_url
 
 from . import translate
 
@@ -123,6 +123,13 @@ def uvctl_dispatch(backend, actions):
                 raw.append({"Outputs": _coordinator(backend).dispatch(capability, action.name, settings, beacon, timeout)})
             except WorkError as exc:
                 raw.append(_error(backend, action, str(exc), stored_events))
+            except BackendUnavailable as exc:
+                if not isinstance(exc, BeaconNotFound) and record.get("MaxConcurrent") == 1:  # mesh reference §6.1
+                    raise BackendUnavailable(
+                        f"{exc} (beacon {beacon!r} is registered with MaxConcurrent 1, and the coordinator never "
+                        f"hands name-routed work to an HTTP-polling beacon with a single slot: register it with "
+                        f"MaxConcurrent 2 or more)") from None
+                raise
         except BeaconNotFound as exc:
             backend.state.pop("beacon", None)
             raw.append({"Envelope": translate.beacon_missing(str(exc))})
