@@ -24,6 +24,28 @@ APPEND_ONLY = ("QP_AppendEvent", "QP_InsertAttempt")
 #: The natural key of each append-only action's record: what a duplicate must be a duplicate of.
 APPEND_ONLY_KEYS = {"QP_AppendEvent": ("EventGUID",), "QP_InsertAttempt": ("WorkItemHash", "AttemptNumber")}
 
+#: The key each read answers in: a row (or None) for a lookup, a list for the others.
+READ_RESULT_KEYS = {"QP_GetWorkItemByHash": "WorkItem", "QP_ListWorkItems": "WorkItems", "QP_GetEvents": "Events",
+                    "MS_GetManifest": "Manifest", "MS_ListManifests": "Manifests"}
+#: The reads by natural key, and the Settings key holding it.
+READ_BY_KEY = {"QP_GetWorkItemByHash": "WorkItemHash", "QP_GetEvents": "WorkItemHash", "MS_GetManifest": "RunHash"}
+
+
+def is_key_value(value) -> bool:
+    """True when ``value`` may be a natural key's value: text or a whole number (not a bool,
+    a list, an object); a backend refuses any other (rule 6)."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def read_empty(action_name: str) -> dict:
+    """What a read answers with when it finds nothing or is refused: ``{"WorkItem": None}``,
+    ``{"Events": []}`` (a new list each call), ...; ``{}`` for a write."""
+    key = READ_RESULT_KEYS.get(action_name)
+    if key is None:
+        return {}
+    return {key: [] if action_name in ("QP_ListWorkItems", "QP_GetEvents", "MS_ListManifests") else None}
+
+
 #: The two bridges; each has its own assignment and high-water mark.
 QUEUE = "Queue"
 MANIFEST = "Manifest"

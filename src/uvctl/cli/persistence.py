@@ -127,7 +127,7 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
                          f"meanwhile; the status above is that one's (run 'uvctl persistence status')")
     failed = {bridge: row for bridge, row in report.items() if row.get("State") == "error"}
     if failed:  # assigned, but nothing will reach it until the cause is fixed: a script must see that
-        bridge, row = next(iter(failed.items()))
+        row = next(iter(failed.values()))
         raise UvctlError(f"{' and '.join(failed)} assigned, but the bootstrap failed: {row.get('LastError')}; "
                          f"fix that, then run 'uvctl persistence status' to bootstrap again")
 

@@ -70,7 +70,7 @@ def _check_credentials(url: str) -> None:
 
 def _refuse_journal(database: str, url: str) -> None:
     """uvctl's own journal is no target: its tables share the UV names but not their columns."""
-    from ..paths import JOURNAL_FILE, data_file
+    from ..paths import DEFAULT_DB_FILE, JOURNAL_FILE, data_file
 
     if database.startswith("file:"):  # a URI filename: file:/path?mode=...
         database = database[len("file:"):].split("?", 1)[0]
@@ -82,7 +82,7 @@ def _refuse_journal(database: str, url: str) -> None:
         return
     if same:
         raise UsageError(f"{mask_url(url)} is uvctl's own journal, not a database to persist into; "
-                         f"point --db at another file (the embedded default is sqlite:///{data_file('ultravisor.sqlite')})")
+                         f"point --db at another file (the embedded default is sqlite:///{data_file(DEFAULT_DB_FILE)})")
 
 
 def sqlite_file_missing(url: str) -> bool:

@@ -190,12 +190,13 @@ def ensure_schema(url: str, descriptor: dict | None = None, execute: bool = True
     cannot be reached or a statement fails.
     """
     descriptor = _descriptor(descriptor)
-    if sqlite_file_missing(url):
+    missing = sqlite_file_missing(url)
+    if missing:
         folder = Path(parse_url(url).database).expanduser().parent
         if not folder.is_dir():
             raise UsageError(f"the folder {folder} of SQLite file {mask_url(url)} does not exist; create it, or choose "
                              f"another path")
-    if not execute and sqlite_file_missing(url):
+    if not execute and missing:
         # a plan must not create the SQLite file it looks at
         dialect = dialect_of(url)
         forward, skipped = forward_only(diff(desired_model(descriptor, dialect), Model(dialect)))

@@ -104,7 +104,7 @@ def uvctl_dispatch(backend, actions):
         return None
     from uvctl.mesh import BeaconNotFound, WorkError
 
-    beacon, timeout = backend.options["Beacon"], int(backend.options.get("TimeoutMs") or 5000)
+    beacon, timeout = backend.options["Beacon"], _timeout_ms(backend)
     raw, stored_events = [], {}
     for action in actions:
         request = translate.work_item(action.name, action.settings)
@@ -138,6 +138,11 @@ def uvctl_dispatch(backend, actions):
     return raw
 
 
+def _timeout_ms(backend) -> int:
+    """How long one dispatch to the beacon may take (``--timeout-ms``)."""
+    return int(backend.options.get("TimeoutMs") or 5000)
+
+
 def _error(backend, action, message: str, stored_events: dict) -> dict:
     """The raw result of a beacon error. A duplicate of an append-only record counts as
     delivered only when it is one: a unique violation of the natural key and, for an event,
@@ -151,7 +156,7 @@ def _error(backend, action, message: str, stored_events: dict) -> dict:
         if hash_ not in stored_events:
             answer = _coordinator(backend).dispatch(
                 translate.CAPABILITY[QUEUE], "QP_GetEvents", {"WorkItemHash": hash_, "Limit": translate.READ_BACK_LIMIT},
-                backend.options["Beacon"], int(backend.options.get("TimeoutMs") or 5000))
+                backend.options["Beacon"], _timeout_ms(backend))
             stored_events[hash_] = (answer.get("Events") or []) if isinstance(answer, dict) else []
         stored = stored_events[hash_]
         # a work item with more events than one read returns: the key violation has to do

@@ -8,7 +8,7 @@ no network, so it is tested on its own.
 
 from __future__ import annotations
 
-from uvctl.actions import APPEND_ONLY_KEYS, QUEUE, envelope, failure
+from uvctl.actions import APPEND_ONLY_KEYS, QUEUE, envelope, failure, read_empty
 from uvctl.conflicts import is_key_conflict
 
 CAPABILITY = {QUEUE: "QueuePersistence", "Manifest": "ManifestStore"}
@@ -43,14 +43,6 @@ REQUIRED = {
     "MS_GetManifest": (("RunHash",),),
 }
 
-#: What each read answers with when the beacon leaves it out.
-READ_DEFAULTS = {
-    "QP_GetWorkItemByHash": {"WorkItem": None},
-    "QP_ListWorkItems": {"WorkItems": []},
-    "QP_GetEvents": {"Events": []},
-    "MS_GetManifest": {"Manifest": None},
-    "MS_ListManifests": {"Manifests": []},
-}
 
 #: Events read back to confirm a duplicate (the most a read may ask for).
 READ_BACK_LIMIT = 5000
@@ -78,7 +70,7 @@ def from_outputs(action_name: str, outputs: dict) -> dict:
     A beacon that leaves ``Success`` out completed the item, so it counts as success,
     except for a lookup that found nothing. Reads always carry their list or row key.
     """
-    result = envelope(**{**READ_DEFAULTS.get(action_name, {}), **(outputs or {})})
+    result = envelope(**{**read_empty(action_name), **(outputs or {})})
     if "Success" not in (outputs or {}):
         lookup_key = {"QP_GetWorkItemByHash": "WorkItem", "MS_GetManifest": "Manifest"}.get(action_name)
         result["Success"] = bool(result.get(lookup_key)) if lookup_key else True
@@ -100,7 +92,7 @@ def holds_event(stored: list, event: dict) -> bool:
 
 def from_error(action_name: str, message: str, beacon: str) -> dict:
     """The envelope for a beacon error (never a success: see :func:`is_duplicate`)."""
-    return failure(f"beacon {beacon!r} failed {action_name}: {message}", **READ_DEFAULTS.get(action_name, {}))
+    return failure(f"beacon {beacon!r} failed {action_name}: {message}", **read_empty(action_name))
 
 
 def beacon_missing(reason: str) -> dict:

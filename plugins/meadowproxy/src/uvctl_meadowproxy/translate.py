@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from uvctl.actions import is_key_value
 from uvctl.errors import UsageError
 from uvctl.journal.filters import list_defaults  # the journal's list defaults, so reads agree
 from uvctl.mesh import WorkError
@@ -92,7 +93,7 @@ def _natural_key(table: str, values: dict, action_name: str) -> tuple:
         value = values.get(column)
         if value is None or value == "":
             raise UsageError(f"{action_name}: {column} is required")
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
+        if not is_key_value(value):
             raise UsageError(f"{action_name}: {column} must be text, not {type(value).__name__}")
         routes.filter_value(value)  # refuses '~' before anything is sent
         key.append(int(value) if column == "AttemptNumber" else value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 
-from uvctl.actions import envelope, failure
+from uvctl.actions import READ_BY_KEY, envelope, failure, is_key_value, read_empty
 from uvctl.errors import UsageError
 
 WORK_ITEM, MANIFEST = "UVQueueWorkItem", "UVManifest"
@@ -79,11 +79,11 @@ class MemoryStore:
             return failure(f"unknown action {name!r}; expected one of the QP_* / MS_* bridge actions")
         problem = _shape_problem(name, settings)
         if problem:
-            return failure(problem, **_READ_EMPTY.get(name, {}))
+            return failure(problem, **read_empty(name))
         try:
             return method(**_settings_for(method, settings))
         except UsageError as exc:  # a bad Filter or Limit: refused, nothing written
-            return failure(str(exc), **_READ_EMPTY.get(name, {}))
+            return failure(str(exc), **read_empty(name))
 
     def _new_row(self, id_column: str, record: dict) -> dict:
         self._next_id += 1
@@ -206,12 +206,8 @@ class MemoryStore:
         return None if row is None else row[f"ID{table}"]
 
 
-#: What each read answers with when it is refused.
-_READ_EMPTY = {"QP_GetWorkItemByHash": {"WorkItem": None}, "QP_ListWorkItems": {"WorkItems": []},
-               "QP_GetEvents": {"Events": []}, "MS_GetManifest": {"Manifest": None}, "MS_ListManifests": {"Manifests": []}}
 #: Settings keys that hold an object, and the natural keys (text, or a number) each action needs.
 _OBJECTS = ("WorkItem", "Event", "Attempt", "Manifest", "Patch", "Filter")
-_KEYS = {"QP_GetWorkItemByHash": ("WorkItemHash",), "QP_GetEvents": ("WorkItemHash",), "MS_GetManifest": ("RunHash",)}
 _RECORD_KEYS = ("WorkItemHash", "EventGUID", "Hash", "RunHash", "AttemptNumber")
 
 
@@ -229,11 +225,11 @@ def _shape_problem(name: str, settings) -> str | None:
     for record in records:
         for key in _RECORD_KEYS:
             value = record.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            if value is not None and not is_key_value(value):
                 return f"{name}: {key} must be text or a number, got {type(value).__name__}"
-    for key in _KEYS.get(name, ()):
-        if not settings.get(key):
-            return f"{name} needs {key}"
+    key = READ_BY_KEY.get(name)
+    if key is not None and not settings.get(key):
+        return f"{name} needs {key}"
     return None
 
 

@@ -178,6 +178,9 @@ class DataDirSource:
     def _queue_rows(self):
         conn = self._conn
         timeline = _timeline(conn) if self._has_timeline else {}
+        # built once: reading the attempts table's columns for every work item would cost a query each
+        self._attempts_sql = _latest_rows_sql(conn, "BeaconWorkItemAttempt", "AttemptNumber",
+                                              "AttemptNumber, IDBeaconWorkItemAttempt", where="WorkItemHash = ?")
         for item in conn.execute(_latest_rows_sql(conn, "BeaconWorkItem", "WorkItemHash", "EnqueuedAt, IDBeaconWorkItem")):
             item = dict(item)
             del item["uvctl_rank"]
@@ -203,9 +206,7 @@ class DataDirSource:
             guid = uuid.uuid5(IMPORT_NAMESPACE, f"beacon-queue|{work_hash}|{row_id}|{kind}")
             record = {**dict(event), "Seq": row_id, "EmittedAt": emitted, "EventGUID": str(guid)}
             yield self._normalize("QP_AppendEvent", {"Event": record}, row_id)
-        latest = _latest_rows_sql(self._conn, "BeaconWorkItemAttempt", "AttemptNumber", "AttemptNumber, IDBeaconWorkItemAttempt",
-                                  where="WorkItemHash = ?")
-        for attempt in self._conn.execute(latest, (work_hash,)).fetchall():
+        for attempt in self._conn.execute(self._attempts_sql, (work_hash,)).fetchall():
             attempt = dict(attempt)
             del attempt["uvctl_rank"]
             yield self._normalize("QP_InsertAttempt", {"Attempt": attempt}, attempt["IDBeaconWorkItemAttempt"])

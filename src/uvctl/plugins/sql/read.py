@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ...actions import envelope, failure
+from ...actions import READ_BY_KEY, envelope, failure, is_key_value, read_empty
 from ...errors import UsageError
 from ...journal.filters import normalize_filter, normalize_limit
 from .connect import descriptor_tables
@@ -82,13 +82,11 @@ class Reader:
     def run(self, action) -> dict:
         """The envelope answering one read action."""
         settings = action.settings or {}
-        empty = {"QP_GetWorkItemByHash": {"WorkItem": None}, "QP_ListWorkItems": {"WorkItems": []},
-                 "QP_GetEvents": {"Events": []}, "MS_GetManifest": {"Manifest": None}, "MS_ListManifests": {"Manifests": []}}
-        key = _KEY_OF_READ.get(action.name)
+        key = READ_BY_KEY.get(action.name)
         if key is not None:  # a read by natural key needs one: text or a number
             value = settings.get(key) if isinstance(settings, dict) else None
-            if value is None or value == "" or isinstance(value, bool) or not isinstance(value, (str, int)):
-                return failure(f"{action.name} needs {key} (text)", **empty[action.name])
+            if value == "" or not is_key_value(value):
+                return failure(f"{action.name} needs {key} (text)", **read_empty(action.name))
         try:
             if action.name == "QP_GetWorkItemByHash":
                 rows = self._select(WORK_ITEM, self.tables[WORK_ITEM].c.WorkItemHash == str(settings.get("WorkItemHash")), limit=1)
@@ -107,11 +105,8 @@ class Reader:
             if action.name == "MS_ListManifests":
                 return envelope(True, Manifests=self._list(MANIFEST, settings.get("Filter")))
         except UsageError as exc:
-            return failure(str(exc), **empty.get(action.name, {}))
+            return failure(str(exc), **read_empty(action.name))
         return failure(f"unknown read action {action.name}")
-
-
-_KEY_OF_READ = {"QP_GetWorkItemByHash": "WorkItemHash", "QP_GetEvents": "WorkItemHash", "MS_GetManifest": "RunHash"}
 
 
 def _row_shape(scope: str, table: sa.Table) -> list:

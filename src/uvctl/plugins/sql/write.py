@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ... import multirow
-from ...actions import envelope
+from ...actions import envelope, is_key_value
 from . import staging
 from .connect import descriptor_tables
 
@@ -120,7 +120,7 @@ def _key_of(spec: WriteSpec, settings: dict, record: dict | None) -> tuple:
     if not first:
         raise InvalidAction(f"missing natural key {names[0]}")
     if type(first) is not str:
-        if isinstance(first, bool) or not isinstance(first, int):
+        if not is_key_value(first):
             raise InvalidAction(f"natural key {names[0]} must be text, not {type(first).__name__}")
         first = str(first)
     if len(names) == 1:
