@@ -31,3 +31,24 @@ def journal(data_dir):
 def example_datadir(tmp_path):
     """A freshly generated example Ultravisor data dir (``<dir>/data``, ``<dir>/staging``)."""
     return load_example_builder().build(tmp_path / "uv-example", items=24, seed=7)
+
+
+def run_threads(work, count: int) -> list:
+    """Run ``work(k)`` for k in 0..count-1, each in its own thread, and wait for all; the
+    exceptions they raised (a thread's exception is otherwise lost)."""
+    import threading
+
+    errors: list = []
+
+    def guarded(k: int) -> None:
+        try:
+            work(k)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

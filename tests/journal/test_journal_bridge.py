@@ -11,6 +11,8 @@ from uvctl.bridge import ManifestBridge, QueueBridge, execute
 from uvctl.errors import BackendUnavailable, UsageError
 from uvctl.hookspecs import hookimpl
 
+from .conftest import run_threads
+
 ITEM = {"WorkItemHash": "wi-1", "RunID": "rn-1", "Capability": "Shell", "Settings": {"Command": "true"},
         "Status": "Pending", "CreatedAt": "2026-11-26T22:00:00.000Z", "RequireAffinityMatch": False,
         "EnqueuedAt": "2026-11-26T22:00:00.000Z"}
@@ -260,25 +262,16 @@ def test_write_through_catches_up_a_backlog_a_bounded_chunk_at_a_time(fake, queu
 def test_concurrent_writers_never_stall_write_through(fake, journal):
     # two threads race: whichever delivers second finds its record sent by the first or sends
     # the other's first; nothing is left pending and the backend sees each record once, in order
-    import threading
-
     from uvctl.bridge import QueueBridge
 
-    errors, answers = [], []
+    answers = []
 
     def work(k):
-        try:
-            bridge = QueueBridge(journal)
-            for n in range(40):
-                answers.append(bridge.upsert_work_item({**ITEM, "WorkItemHash": f"wi-{k}-{n}"}))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        bridge = QueueBridge(journal)
+        for n in range(40):
+            answers.append(bridge.upsert_work_item({**ITEM, "WorkItemHash": f"wi-{k}-{n}"}))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_threads(work, 3)
     assert not errors
     assert journal.last_seq("Queue") == 120 and marks().get("Queue", "fake:one") == 120
     assert [a.seq for a in fake.dispatched] == list(range(1, 121))

@@ -11,6 +11,8 @@ import pytest
 
 from uvctl.journal import Journal, normalize_action
 
+from .conftest import run_threads
+
 
 def _event(n: int):
     return normalize_action("QP_AppendEvent", {"Event": {"WorkItemHash": f"wi-{n % 2}", "EventType": "x"}})
@@ -71,24 +73,15 @@ def test_read_stops_at_upto_seq_and_decodes_every_settings(tmp_path):
 @pytest.mark.parametrize("synchronous", ["full", "normal"])  # group commit, and calls taking turns
 def test_threads_sharing_one_journal_all_commit_with_distinct_contiguous_seqs(tmp_path, synchronous):
     """Bridges in several threads may share one Journal: no write may fail or reuse a seq."""
-    import threading
-
     with Journal.open(tmp_path / "journal.sqlite", synchronous=synchronous) as journal:
-        done, errors = [], []
+        done = []
 
         def writer(k: int) -> None:
-            try:
-                for n in range(150):
-                    action = normalize_action("QP_AppendEvent", {"Event": {"WorkItemHash": f"wi-{n % 3}", "EventType": f"t{k}"}})
-                    done.append(journal.apply([action])[0])
-            except Exception as exc:  # reported below: a thread's exception is otherwise lost
-                errors.append(exc)
+            for n in range(150):
+                action = normalize_action("QP_AppendEvent", {"Event": {"WorkItemHash": f"wi-{n % 3}", "EventType": f"t{k}"}})
+                done.append(journal.apply([action])[0])
 
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        errors = run_threads(writer, 4)
         assert errors == []
         assert sorted(r.action.seq for r in done) == list(range(1, 601))
         assert sorted(r.previous for r in done) == list(range(0, 600))  # each record's previous is the seq before it
