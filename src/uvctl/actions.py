@@ -49,6 +49,8 @@ def read_empty(action_name: str) -> dict:
 #: The two bridges; each has its own assignment and high-water mark.
 QUEUE = "Queue"
 MANIFEST = "Manifest"
+#: The mesh capability under which the coordinator dispatches each bridge's actions to a beacon.
+CAPABILITY = {QUEUE: "QueuePersistence", MANIFEST: "ManifestStore"}
 
 
 def bridge_of(action_name: str) -> str:

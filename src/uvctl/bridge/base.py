@@ -34,11 +34,17 @@ class BridgeBase:
 
     bridge = ""  # "Queue" or "Manifest"
 
-    def __init__(self, journal: Journal | None = None):
+    def __init__(self, journal: Journal | None = None, local_only: bool = False):
         """``journal`` defaults to the data dir's, opened on first use. Threads should give
-        their bridges one shared Journal: concurrent writes then share commits (group commit)."""
+        their bridges one shared Journal: concurrent writes then share commits (group commit).
+
+        ``local_only`` keeps the bridge to the journal: writes are answered once journaled
+        (``Pending: True``, delivered by someone else, as ``uvctl beacon`` delivers in the
+        background) and reads are answered from the journal, which holds every write.
+        """
         self._journal = journal
         self._owns_journal = journal is None
+        self.local_only = local_only
 
     @property
     def journal(self) -> Journal:
@@ -90,6 +96,8 @@ class BridgeBase:
         if not done.logged:
             return out
         out["Pending"] = True
+        if self.local_only:
+            return out
         backend, why = self._backend(retry=True)
         if backend is None:
             if why:
@@ -149,7 +157,7 @@ class BridgeBase:
 
     # ------------------------------------------------------------------ reads
     def _read(self, action: Action) -> dict:
-        backend, _ = self._backend(caught_up=True)
+        backend = None if self.local_only else self._backend(caught_up=True)[0]
         if backend is not None:
             from .. import host
 

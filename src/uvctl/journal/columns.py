@@ -22,6 +22,9 @@ NATURAL_KEYS = {
     MANIFEST: ("Hash",),
 }
 
+#: Columns Ultravisor sends as JSON objects; the journal (and every backend) keeps their JSON text.
+OBJECT_COLUMNS = {WORK_ITEM: ("Settings", "Result"), EVENT: ("Payload",)}
+
 #: Column types the backend stamps itself; the journal neither accepts nor returns them.
 _MANAGED_TYPES = ("AutoIdentity", "CreateDate", "UpdateDate")
 _BOOLEAN_TYPES = ("Boolean", "Deleted")

@@ -42,11 +42,14 @@ def acknowledgements(journal) -> dict:
     return out
 
 
-def prune_acknowledged(journal, dry_run: bool = False) -> dict:
-    """Delete the log rows every assigned backend acknowledged; per bridge what was (or would be) pruned."""
+def prune_acknowledged(journal, dry_run: bool = False, keep: int = 0) -> dict:
+    """Delete the log rows every assigned backend acknowledged, except the newest ``keep`` of
+    each bridge; per bridge what was (or would be) pruned."""
     report = acknowledgements(journal)
     for bridge, info in report.items():
         mark = info["HighWaterMark"]
+        if mark is not None and keep > 0:
+            mark = min(mark, journal.last_seq(bridge) - keep)
         if mark is None or mark <= 0:
             info["Pruned"] = 0
             if mark is not None and info["Reason"] is None:

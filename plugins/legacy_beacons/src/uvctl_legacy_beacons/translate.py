@@ -8,10 +8,8 @@ no network, so it is tested on its own.
 
 from __future__ import annotations
 
-from uvctl.actions import APPEND_ONLY_KEYS, QUEUE, envelope, failure, read_empty
+from uvctl.actions import APPEND_ONLY_KEYS, CAPABILITY, QUEUE, envelope, failure, read_empty
 from uvctl.conflicts import is_key_conflict
-
-CAPABILITY = {QUEUE: "QueuePersistence", "Manifest": "ManifestStore"}
 
 #: The Settings keys each action sends, with the default upstream sends for a missing one.
 SETTINGS = {

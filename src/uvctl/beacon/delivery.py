@@ -1,0 +1,123 @@
+"""The beacon's background delivery: the journal to the assigned backends, and retention.
+
+A thread runs :func:`uvctl.flush.flush` whenever a write was journaled (and every few
+seconds regardless), so it delivers exactly what ``uvctl flush`` would, in journal order,
+under the same locks: a ``uvctl flush`` run by hand meanwhile is safe (one of the two waits
+or skips, the marks only move forward). It never holds up an answer: the coordinator's
+writes are answered once journaled. A backend that is down only grows the pending count;
+delivery retries with a backoff (1 s doubling to 30 s) and says so once per change of
+state, not once per try.
+
+Retention: after a delivery, at most every :data:`PRUNE_EVERY` seconds, log rows that every
+assigned backend acknowledged are pruned, keeping the newest ``keep_log`` rows of each
+bridge. The current-state tables are never pruned, so a backend assigned later is still
+filled (from that state). Nothing is pruned for a bridge without a backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..errors import mask_secrets
+
+log = logging.getLogger("uvctl.beacon")
+
+#: Seconds between deliveries when nothing new was journaled (a backend assigned meanwhile, a retry).
+IDLE_EVERY = 5.0
+#: Backoff bounds after a failed delivery.
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
+#: Seconds between two prunes.
+PRUNE_EVERY = 60.0
+#: Log rows of each bridge kept however much was acknowledged (a default for --keep-log).
+DEFAULT_KEEP_LOG = 100_000
+
+
+class BackgroundDelivery(threading.Thread):
+    """Deliver the journal in the background until :meth:`stop`; see the module docstring."""
+
+    def __init__(self, journal, state, keep_log: int = DEFAULT_KEEP_LOG, batch_size: int = 5000):
+        super().__init__(name="uvctl-beacon-delivery", daemon=True)
+        self.journal, self.state = journal, state
+        self.keep_log, self.batch_size = keep_log, batch_size
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._failing: str | None = None
+        self._backoff = BACKOFF_MIN
+        self._last_prune = time.monotonic()
+        #: Deliveries run so far (tests and the status wait on it instead of sleeping).
+        self.rounds = 0
+        self._round_done = threading.Condition()
+
+    def wake(self) -> None:
+        """A write was journaled: deliver soon."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the delivery in progress (if any) and end the thread."""
+        self._stopping.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def wait_round(self, after: int, timeout: float) -> bool:
+        """Block until more than ``after`` delivery rounds have run; False on timeout."""
+        with self._round_done:
+            return self._round_done.wait_for(lambda: self.rounds > after, timeout)
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._backoff if self._failing else IDLE_EVERY)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            self.deliver_once()
+
+    def deliver_once(self) -> None:
+        """One flush of both bridges, then retention when it is due."""
+        from ..flush import flush
+
+        try:
+            report = flush(journal=self.journal, batch_size=self.batch_size)
+            problem = report.error
+        except Exception as exc:  # another flush holds the lock, a corrupt state file, ...
+            report, problem = None, mask_secrets(str(exc) or type(exc).__name__)
+        if problem:
+            if problem != self._failing:
+                log.warning("delivery: %s; writes stay in the journal, retrying with backoff", problem)
+            self._failing = problem
+            self._backoff = min(BACKOFF_MAX, self._backoff * 2) if self._backoff else BACKOFF_MIN
+            self.state.delivery(State="retrying", LastError=problem)
+        else:
+            if self._failing:
+                log.info("delivery: the backends are reachable again")
+            self._failing, self._backoff = None, BACKOFF_MIN
+            sent = sum(b.Sent for b in report.Bridges)
+            if sent:
+                self.state.delivery(State="delivering", LastError=None, LastDeliveredAt=time.time())
+            else:
+                self.state.delivery(State="idle", LastError=None)
+            if time.monotonic() - self._last_prune >= PRUNE_EVERY:
+                self.prune()
+        with self._round_done:
+            self.rounds += 1
+            self._round_done.notify_all()
+
+    def prune(self) -> int:
+        """Prune acknowledged log rows beyond the newest ``keep_log`` per bridge; rows pruned."""
+        from ..journal.retention import prune_acknowledged
+
+        self._last_prune = time.monotonic()
+        try:
+            report = prune_acknowledged(self.journal, keep=self.keep_log)
+        except Exception as exc:
+            log.warning("retention: %s", mask_secrets(str(exc) or type(exc).__name__))
+            return 0
+        pruned = sum(info.get("Pruned") or 0 for info in report.values())
+        if pruned:
+            log.info("retention: pruned %d acknowledged log rows (the newest %d of each bridge are kept)",
+                     pruned, self.keep_log)
+            with self.state._lock:
+                self.state.data["Delivery"]["Pruned"] += pruned
+        return pruned

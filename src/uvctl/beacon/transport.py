@@ -1,0 +1,240 @@
+"""The two ways a beacon is attached to the coordinator: a WebSocket, or HTTP polling.
+
+A session registers, hands every work item it receives to ``on_item(raw, received_at,
+reply)`` where ``reply(work_hash, outputs, error) -> bool`` sends its answer (False when the
+coordinator did not take it), and deregisters. :meth:`serve` returns None when asked to stop, or the
+reason the attachment was lost (the runner then reconnects). Frames: :mod:`.protocol`.
+
+- :class:`WebSocketSession` (recommended): one beacon with both capabilities; work is
+  pushed; closing the socket deregisters at once; a new BeaconID at every registration.
+- :class:`HttpSession`: one beacon per capability, named ``queue-persistence`` and
+  ``manifest-store`` (the only names whose items the coordinator does not strand), each
+  polled every 10 ms when idle and at once after an item; ``DELETE /Beacon/<id>`` on
+  shutdown (an HTTP beacon that stops polling stays Online and every write to it is lost).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+
+from ..actions import CAPABILITY, MANIFEST, QUEUE
+from ..errors import BackendUnavailable, UvctlError
+from .protocol import (CAPABILITIES, HTTP_NAMES, MAX_FRAME, complete_frame, deregister_frame, error_frame,
+                       register_frame, websocket_url)
+
+log = logging.getLogger("uvctl.beacon")
+
+#: Seconds between two polls of an idle HTTP beacon.
+POLL_IDLE = 0.01
+#: Seconds between two checks that an HTTP beacon is still registered (Poll cannot tell).
+HTTP_CHECK_EVERY = 10.0
+
+
+class Rejected(BackendUnavailable):
+    """The coordinator refused the registration (``BeaconRejected``): retried with backoff."""
+
+
+class WebSocketSession:
+    """One WebSocket beacon advertising both capabilities."""
+
+    transport = "websocket"
+
+    def __init__(self, coordinator, name: str, max_concurrent: int):
+        self.coordinator, self.name, self.max_concurrent = coordinator, name, max_concurrent
+        self.beacon_id: str | None = None
+        self._ws = None
+
+    def open(self) -> dict:
+        """Connect and register; ``{"Queue": BeaconID, "Manifest": BeaconID}`` (the same ID)."""
+        from websockets.exceptions import InvalidHandshake, WebSocketException
+        from websockets.sync.client import connect
+
+        url = websocket_url(self.coordinator.base_url)
+        headers = {}
+        session = self.coordinator._http().client.cookies.get("SessionID")
+        if session:
+            headers["Cookie"] = f"SessionID={session}"
+        try:
+            self._ws = connect(url, additional_headers=headers, max_size=MAX_FRAME, open_timeout=10,
+                               close_timeout=2, compression=None)
+            self._ws.send(json.dumps(register_frame(self.name, self.max_concurrent, CAPABILITIES)))
+            reply = json.loads(self._ws.recv(timeout=10))
+        except (OSError, TimeoutError, InvalidHandshake, WebSocketException, ValueError) as exc:
+            self.close(deregister=False)
+            raise BackendUnavailable(f"cannot open the WebSocket {url} ({type(exc).__name__}: {exc})") from None
+        if reply.get("EventType") == "BeaconRejected":
+            self.close(deregister=False)
+            raise Rejected(f"the coordinator rejected the beacon: {reply.get('Reason') or 'no reason given'}")
+        if reply.get("EventType") != "BeaconRegistered" or not reply.get("BeaconID"):
+            self.close(deregister=False)
+            raise BackendUnavailable(f"the coordinator answered the registration with {str(reply)[:200]}")
+        self.beacon_id = str(reply["BeaconID"])
+        return {QUEUE: self.beacon_id, MANIFEST: self.beacon_id}
+
+    def serve(self, stop: threading.Event, on_item) -> str | None:
+        """Receive frames until ``stop`` is set (None) or the socket is lost (the reason)."""
+        from websockets.exceptions import ConnectionClosed
+
+        ws = self._ws
+        while not stop.is_set():
+            try:
+                text = ws.recv(timeout=0.25)
+            except TimeoutError:
+                continue
+            except ConnectionClosed as exc:
+                return f"the coordinator closed the WebSocket ({exc})"
+            except OSError as exc:
+                return f"the WebSocket failed ({exc})"
+            received = time.perf_counter()
+            try:
+                frame = json.loads(text)
+            except ValueError:
+                log.warning("ignored a frame that is not JSON: %.80r", text)
+                continue
+            if isinstance(frame, dict) and frame.get("EventType") == "WorkItem":
+                on_item(frame.get("WorkItem"), received, self.answer)
+        return None
+
+    def receive_pending(self, on_item, timeout: float) -> int:
+        """Hand over the frames that arrive within ``timeout`` s (a stopping beacon answers
+        what was already pushed to it); how many work items there were."""
+        if self._ws is None:
+            return 0
+        stop, count = threading.Event(), 0
+
+        def counted(raw, received, reply):
+            nonlocal count
+            count += 1
+            on_item(raw, received, reply)
+
+        timer = threading.Timer(timeout, stop.set)
+        timer.start()
+        try:
+            self.serve(stop, counted)
+        finally:
+            timer.cancel()
+        return count
+
+    def answer(self, work_hash: str, outputs: dict | None, error: str | None) -> bool:
+        """Send WorkComplete (``outputs``) or WorkError (``error``); False when the socket is gone."""
+        frame = complete_frame(work_hash, outputs) if error is None else error_frame(work_hash, error)
+        try:
+            self._ws.send(json.dumps(frame, default=str))
+        except Exception:  # ConnectionClosed, or a socket error: the coordinator has dropped us
+            return False
+        return True
+
+    def close(self, deregister: bool = True) -> None:
+        """Deregister (when registered) and close the socket; never raises."""
+        ws, self._ws = self._ws, None
+        if ws is None:
+            return
+        try:
+            if deregister and self.beacon_id:
+                ws.send(json.dumps(deregister_frame(self.beacon_id)))
+            ws.close()
+        except Exception:
+            pass
+
+
+class HttpSession:
+    """Two HTTP-polling beacons, ``queue-persistence`` and ``manifest-store``."""
+
+    transport = "http"
+
+    def __init__(self, coordinator, max_concurrent: int):
+        self.coordinator = coordinator
+        # name-routed items count against capacity before delivery (mesh §6.1): one slot spare
+        self.max_concurrent = max(2, max_concurrent)
+        self.beacon_ids: dict = {}
+        self._in_flight = {QUEUE: 0, MANIFEST: 0}
+        self._count_lock = threading.Lock()
+        self._lost: str | None = None
+
+    def open(self) -> dict:
+        """Register both beacons; their BeaconIDs (the same ones again on a re-register)."""
+        for bridge in (QUEUE, MANIFEST):
+            body = register_frame(HTTP_NAMES[bridge], self.max_concurrent, [CAPABILITY[bridge]])
+            body.pop("Action")
+            response = self.coordinator._request("POST", "/Beacon/Register", body)
+            data = self.coordinator._json(response) or {}
+            if response.status_code != 200 or not data.get("BeaconID"):
+                raise BackendUnavailable(f"POST /Beacon/Register answered HTTP {response.status_code}: "
+                                         f"{(data.get('Error') if isinstance(data, dict) else None) or 'no BeaconID'}")
+            self.beacon_ids[bridge] = str(data["BeaconID"])
+        return dict(self.beacon_ids)
+
+    def serve(self, stop: threading.Event, on_item) -> str | None:
+        """Poll both beacons until ``stop`` (None) or one is lost (the reason)."""
+        lost = threading.Event()
+        threads = [threading.Thread(target=self._poll, args=(bridge, stop, lost, on_item), daemon=True,
+                                    name=f"uvctl-beacon-poll-{bridge.lower()}") for bridge in (QUEUE, MANIFEST)]
+        for thread in threads:
+            thread.start()
+        while not stop.is_set() and not lost.is_set():
+            stop.wait(0.25)
+        lost.set()  # the other poller stops too
+        for thread in threads:
+            thread.join(15)
+        return None if stop.is_set() and self._lost is None else self._lost
+
+    def _poll(self, bridge: str, stop, lost, on_item) -> None:
+        beacon_id = self.beacon_ids[bridge]
+        checked = time.monotonic()
+        try:
+            while not stop.is_set() and not lost.is_set():
+                if time.monotonic() - checked >= HTTP_CHECK_EVERY:
+                    checked = time.monotonic()
+                    if self.coordinator._request("GET", f"/Beacon/{beacon_id}").status_code == 404:
+                        raise BackendUnavailable(f"the coordinator no longer knows beacon {beacon_id}")
+                with self._count_lock:
+                    full = self._in_flight[bridge] >= self.max_concurrent - 1
+                if full:
+                    stop.wait(POLL_IDLE)
+                    continue
+                response = self.coordinator._request("POST", "/Beacon/Work/Poll", {"BeaconID": beacon_id})
+                data = self.coordinator._json(response)
+                item = data.get("WorkItem") if isinstance(data, dict) else None
+                if response.status_code != 200:
+                    raise BackendUnavailable(f"POST /Beacon/Work/Poll answered HTTP {response.status_code}")
+                if item is None:
+                    stop.wait(POLL_IDLE)
+                    continue
+                with self._count_lock:
+                    self._in_flight[bridge] += 1
+                on_item(item, time.perf_counter(), functools.partial(self.answer, bridge=bridge))
+        except UvctlError as exc:
+            self._lost = str(exc)
+            lost.set()
+
+    def answer(self, work_hash: str, outputs: dict | None, error: str | None, bridge: str | None = None) -> bool:
+        """POST the item's Complete (``outputs``) or Error; False when it was not accepted."""
+        if bridge is not None:
+            with self._count_lock:
+                self._in_flight[bridge] = max(0, self._in_flight[bridge] - 1)
+        if error is None:
+            path, body = f"/Beacon/Work/{work_hash}/Complete", {"Outputs": outputs, "Log": []}
+        else:
+            path, body = f"/Beacon/Work/{work_hash}/Error", {"ErrorMessage": error, "Log": []}
+        try:
+            return self.coordinator._request("POST", path, json.loads(json.dumps(body, default=str))).status_code == 200
+        except UvctlError:
+            return False
+
+    def receive_pending(self, on_item, timeout: float) -> int:
+        """Nothing is pushed to an HTTP beacon: a stopping one simply stops polling."""
+        return 0
+
+    def close(self, deregister: bool = True) -> None:
+        """``DELETE /Beacon/<id>`` for both beacons; never raises."""
+        if not deregister:
+            return
+        for beacon_id in self.beacon_ids.values():
+            try:
+                self.coordinator._request("DELETE", f"/Beacon/{beacon_id}")
+            except Exception:
+                pass
