@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from coordinator_stub import CoordinatorStub  # noqa: E402
+from beacon_coordinator import CoordinatorStub  # noqa: E402
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ IDLE_EVERY = 5.0
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
 #: Seconds between two prunes.
 PRUNE_EVERY = 60.0
+#: Seconds a stopping beacon gives its last delivery.
+FINAL_DELIVERY_SECONDS = 20.0
 #: Log rows of each bridge kept however much was acknowledged (a default for --keep-log).
 DEFAULT_KEEP_LOG = 100_000
 
@@ -44,7 +46,7 @@ class BackgroundDelivery(threading.Thread):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._failing: str | None = None
-        self._backoff = BACKOFF_MIN
+        self._backoff = BACKOFF_MIN / 2  # doubled by the first failure
         self._last_prune = time.monotonic()
         #: Deliveries run so far (tests and the status wait on it instead of sleeping).
         self.rounds = 0
@@ -54,12 +56,16 @@ class BackgroundDelivery(threading.Thread):
         """A write was journaled: deliver soon."""
         self._wake.set()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Finish the delivery in progress (if any) and end the thread."""
+    def stop(self, timeout: float = FINAL_DELIVERY_SECONDS) -> None:
+        """Deliver once more (what the last answers journaled), for ``timeout`` s at most, and end.
+        A delivery cut short loses nothing: the marks say what the next one sends."""
         self._stopping.set()
         self._wake.set()
         if self.is_alive():
             self.join(timeout)
+            if self.is_alive():
+                log.warning("the last delivery did not finish within %.0f s; 'uvctl flush' or the next "
+                            "'uvctl beacon run' sends the rest", timeout)
 
     def wait_round(self, after: int, timeout: float) -> bool:
         """Block until more than ``after`` delivery rounds have run; False on timeout."""
@@ -67,12 +73,16 @@ class BackgroundDelivery(threading.Thread):
             return self._round_done.wait_for(lambda: self.rounds > after, timeout)
 
     def run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self._backoff if self._failing else IDLE_EVERY)
+        while True:
+            if self._failing:  # new writes do not hasten a retry: the backend is down
+                self._stopping.wait(self._backoff)
+            else:
+                self._wake.wait(IDLE_EVERY)
+            last = self._stopping.is_set()  # a round begun after stop() saw every answered write
             self._wake.clear()
-            if self._stopping.is_set():
-                break
             self.deliver_once()
+            if last:
+                return
 
     def deliver_once(self) -> None:
         """One flush of both bridges, then retention when it is due."""
@@ -87,12 +97,12 @@ class BackgroundDelivery(threading.Thread):
             if problem != self._failing:
                 log.warning("delivery: %s; writes stay in the journal, retrying with backoff", problem)
             self._failing = problem
-            self._backoff = min(BACKOFF_MAX, self._backoff * 2) if self._backoff else BACKOFF_MIN
+            self._backoff = min(BACKOFF_MAX, self._backoff * 2)
             self.state.delivery(State="retrying", LastError=problem)
         else:
             if self._failing:
                 log.info("delivery: the backends are reachable again")
-            self._failing, self._backoff = None, BACKOFF_MIN
+            self._failing, self._backoff = None, BACKOFF_MIN / 2
             sent = sum(b.Sent for b in report.Bridges)
             if sent:
                 self.state.delivery(State="delivering", LastError=None, LastDeliveredAt=time.time())
