@@ -80,9 +80,13 @@ class Pending:
 class CoordinatorStub:
     """The coordinator's beacon side on 127.0.0.1:<port>; see the module docstring."""
 
-    def __init__(self, secured: bool = False, timeout_ms: int | None = None):
+    def __init__(self, secured: bool = False, timeout_ms: int | None = None, keep_answers: bool = True):
         self.secured = secured
         self.timeout_ms = timeout_ms
+        #: Keep every Pending in ``answers`` (a benchmark of a million frames does not).
+        self.keep_answers = keep_answers
+        #: Called with each Pending once answered or timed out (a benchmark's window of frames in flight).
+        self.on_done = None
         self.persistence = {b: {"State": "unassigned", "AssignedBeaconID": None, "IDBeaconConnection": 0,
                                 "LastError": None, "BootstrappedAt": None, "AssignedAt": None}
                             for b in ("Queue", "Manifest")}
@@ -133,9 +137,10 @@ class CoordinatorStub:
                 raise AssertionError("the beacon did not deregister")
 
     # -- sending work ----------------------------------------------------------------
-    def send(self, item: dict) -> Pending:
-        """Dispatch one work item to the beacon with its capability (pushed or queued for a poll)."""
-        item = json.loads(json.dumps(item))
+    def send(self, item: dict, text: str | None = None) -> Pending:
+        """Dispatch one work item to the beacon with its capability (pushed or queued for a poll);
+        ``text`` is the item's frame already encoded (a benchmark's)."""
+        item = json.loads(json.dumps(item)) if text is None else item
         if self.timeout_ms is not None:
             item["TimeoutMs"] = self.timeout_ms
         entry = Pending(item)
@@ -143,7 +148,8 @@ class CoordinatorStub:
             target = next((b for b in self.beacons.values() if item["Capability"] in b["Capabilities"]), None)
             entry.sent_at = time.monotonic()
             self.pending[entry.hash] = entry
-            self.answers.append(entry)
+            if self.keep_answers:
+                self.answers.append(entry)
             if target is not None and target.get("ws") is not None:
                 ws = target["ws"]
             else:
@@ -151,7 +157,7 @@ class CoordinatorStub:
                 self.poll_queue.append(entry)
         if ws is not None:
             try:
-                ws.send(json.dumps({"EventType": "WorkItem", "WorkItem": item}))
+                ws.send(text or json.dumps({"EventType": "WorkItem", "WorkItem": item}))
             except Exception:
                 pass  # the socket is gone: the item times out, as on the real coordinator
         return entry
@@ -218,6 +224,8 @@ class CoordinatorStub:
             entry.answered_at = time.monotonic()
             self.lock.notify_all()
         entry.done.set()
+        if self.on_done is not None:
+            self.on_done(entry)
         return True
 
     def _reap(self) -> None:
@@ -235,6 +243,8 @@ class CoordinatorStub:
             for entry in expired:
                 entry.timed_out = True
                 entry.done.set()
+                if self.on_done is not None:
+                    self.on_done(entry)
 
     def _register(self, body: dict, ws=None) -> dict:
         name = body.get("Name")

@@ -26,6 +26,8 @@ log = logging.getLogger("uvctl.beacon")
 
 #: Seconds between deliveries when nothing new was journaled (a backend assigned meanwhile, a retry).
 IDLE_EVERY = 5.0
+#: Seconds between two rounds under load: the writes of that time go in one batch.
+GATHER_SECONDS = 0.05
 #: Backoff bounds after a failed delivery.
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
 #: Seconds between two prunes.
@@ -83,14 +85,17 @@ class BackgroundDelivery(threading.Thread):
             self.deliver_once()
             if last:
                 return
+            # writes arriving meanwhile are delivered together by the next round
+            self._stopping.wait(GATHER_SECONDS)
 
     def deliver_once(self) -> None:
-        """One flush of both bridges, then retention when it is due."""
+        """One flush of the bridges with records past their backend's mark, then retention when due."""
         from ..flush import flush
 
         try:
-            report = flush(journal=self.journal, batch_size=self.batch_size)
-            problem = report.error
+            bridges = self._due()
+            report = flush(bridges, journal=self.journal, batch_size=self.batch_size) if bridges else None
+            problem = report.error if report else None
         except Exception as exc:  # another flush holds the lock, a corrupt state file, ...
             report, problem = None, mask_secrets(str(exc) or type(exc).__name__)
         if problem:
@@ -103,7 +108,7 @@ class BackgroundDelivery(threading.Thread):
             if self._failing:
                 log.info("delivery: the backends are reachable again")
             self._failing, self._backoff = None, BACKOFF_MIN / 2
-            sent = sum(b.Sent for b in report.Bridges)
+            sent = sum(b.Sent for b in report.Bridges) if report else 0
             if sent:
                 self.state.delivery(State="delivering", LastError=None, LastDeliveredAt=time.time())
             else:
@@ -113,6 +118,23 @@ class BackgroundDelivery(threading.Thread):
         with self._round_done:
             self.rounds += 1
             self._round_done.notify_all()
+
+    def _due(self) -> tuple:
+        """The bridges whose assigned backend has not acknowledged the journal's last record
+        (asked cheaply: a flush takes the flush lock and writes its holder note every time)."""
+        from .. import assignment
+        from ..flush import HighWaterMarks
+
+        entries = assignment.load()
+        marks = HighWaterMarks(journal_id=self.journal.journal_id)
+        due = []
+        for bridge, entry in entries.items():
+            if not entry:
+                continue
+            handle = assignment.backend_for(bridge)
+            if handle is None or marks.get(bridge, handle.identity) < self.journal.last_seq(bridge):
+                due.append(bridge)
+        return tuple(due)
 
     def prune(self) -> int:
         """Prune acknowledged log rows beyond the newest ``keep_log`` per bridge; rows pruned."""
