@@ -164,3 +164,16 @@ def test_refused_frames_are_answered_with_a_work_error(stub, beacon):
     assert "QueuePersistence" in entries[0].answer[1] and "QP_DropEverything" in entries[1].answer[1]
     assert "\n" not in "".join(e.answer[1] for e in entries)
     assert process.stop() == 0
+
+
+def test_persistence_status_says_the_beacon_state_in_one_line(stub, beacon, data_dir):
+    process = beacon(stub.url)
+    registered = stub.wait_registered()[0]
+    wait_for(lambda: status(data_dir).get("Connected"), 30, "the state file saying connected")
+    running = uvctl("persistence", "status", data_dir=data_dir)
+    assert running.returncode == 0
+    line = [line for line in running.stdout.splitlines() if line.startswith("beacon:")]
+    assert line == [line[0]] and "connected" in line[0] and registered["BeaconID"] in line[0]
+    assert process.stop() == 0
+    stopped = uvctl("persistence", "status", data_dir=data_dir).stdout
+    assert "beacon: not running" in stopped

@@ -136,8 +136,16 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
 @click.option("--no-bootstrap", is_flag=True, help="Only report; do not try to bootstrap a backend that is not ready.")
 @json_option
 def status_command(no_bootstrap, as_json):
-    """Show each bridge's backend, state, last error, high-water mark and pending records."""
+    """Show each bridge's backend, state, last error, high-water mark and pending records
+    (and, when 'uvctl beacon run' uses this data dir, the beacon's state in one line)."""
     emit(_status(bootstrap=not no_bootstrap), as_json, _print_status)
+    if not as_json:
+        from ..beacon.status import beacon_status
+        from .beacon import describe
+
+        beacon = beacon_status()
+        if beacon["Known"]:
+            click.echo(describe(beacon)[0])
 
 
 @persistence_group.command(name="clear")
