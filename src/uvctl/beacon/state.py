@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 
-from ..statefile import read_json, write_json
+from ..statefile import process_alive, read_json, write_json
 from ..timestamps import now_iso
 
 STATE_FILE = "beacon-state.json"
@@ -134,15 +134,5 @@ def read_state(path=None) -> dict | None:
 
         raise UvctlError(f"{WHAT} {path or state_path()} is corrupt (expected an object with Pid); remove it, "
                          f"the beacon writes it again")
-    data["Running"] = _alive(data["Pid"]) and not data.get("Stopped")
+    data["Running"] = process_alive(data["Pid"]) and not data.get("Stopped")
     return data
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

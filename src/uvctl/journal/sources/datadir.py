@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 from ...errors import UsageError
+from ...statefile import process_alive
 from ..normalize import normalize_action
 from . import IMPORT_NAMESPACE, without_queue_metadata
 
@@ -293,18 +294,8 @@ def _remove_abandoned_copies() -> None:
     """Delete the copies left by imports that were killed (their process is gone)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{_COPY_PREFIX}*-*"):
         pid = folder.name[len(_COPY_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _chain(*iterables):
