@@ -47,9 +47,14 @@ def status(data_dir) -> dict:
 
 
 def replay_all(stub):
+    """The three WebSocket captures: the first attach, a reconnect after a dropped socket, and
+    the replay after a coordinator restart."""
     for n, capture in enumerate(CAPTURES):
-        if n:
+        if n == 1:
             stub.drop_all()
+        elif n == 2:
+            stub.restart()
+        if n:
             stub.wait_registered(n + 1)
         entries = stub.replay(load_capture(capture))
         assert all(e.answer and e.answer[0] == "complete" for e in entries), [e.answer for e in entries if not e.answer]

@@ -62,7 +62,10 @@ def test_sigterm_answers_what_is_in_flight_deregisters_and_exits_0(stub, beacon,
     assert final["Running"] is False and final["Connected"] is False and final["WritesAnswered"] == 200
 
 
-def test_kill_9_mid_stream_loses_no_answered_write_and_the_next_connect_replays(beacon, data_dir):
+def test_kill_9_mid_stream_loses_no_answered_write_and_the_next_connect_replays(beacon, data_dir, sqlite_url):
+    from reliability.compare import compare_target
+
+    assert uvctl("persistence", "assign", "--backend", "sql", "--db", sqlite_url, data_dir=data_dir).returncode == 0
     stub = CoordinatorStub(timeout_ms=2000)
     try:
         process = beacon(stub.url)
@@ -85,6 +88,9 @@ def test_kill_9_mid_stream_loses_no_answered_write_and_the_next_connect_replays(
         assert again.stop() == 0
     finally:
         stub.close()
+    with Journal.open(data_dir / "journal.sqlite") as journal:  # backend and journal end exact
+        result = compare_target(sqlite_url, journal)
+    assert result.equal, result.to_dict()
 
 
 def test_coordinator_down_at_start_is_retried_until_it_comes(beacon, data_dir):
