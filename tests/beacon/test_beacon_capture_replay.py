@@ -153,3 +153,15 @@ def test_reads_answer_the_current_state_with_objects_as_sent(stub, beacon, captu
     assert listed and len(listed) <= _settings(by_action["QP_ListWorkItems"][-1].item)["Filter"]["Limit"]
     assert [w["EnqueuedAt"] for w in listed] == sorted((w["EnqueuedAt"] for w in listed), reverse=True)
     assert process.stop() == 0
+
+
+def test_http_beacons_register_again_after_a_coordinator_restart(stub, beacon):
+    process = beacon(stub.url, "--transport", "http")
+    stub.wait_online()
+    stub.restart()  # the coordinator forgets both beacons; Poll cannot tell (it answers null)
+    stub.wait_registered(4)
+    stub.wait_online()
+    entries = stub.replay(load_capture("hms"))
+    check_answers(entries)
+    assert process.stop() == 0
+    assert "no longer knows beacon" in process.log

@@ -121,3 +121,17 @@ def test_without_a_backend_writes_stay_in_the_journal_and_a_flush_sends_them_lat
     assert flushed.returncode == 0, flushed.stderr
     with Journal.open(data_dir / "journal.sqlite") as journal:
         assert compare_target(sqlite_url, journal).equal
+
+
+def test_acknowledged_log_rows_are_pruned_and_the_state_stays(stub, beacon, data_dir, sqlite_url):
+    assert uvctl("persistence", "assign", "--backend", "sql", "--db", sqlite_url, data_dir=data_dir).returncode == 0
+    process = beacon(stub.url, "--keep-log", "5")
+    stub.wait_registered()
+    replay_all(stub)
+    assert process.stop() == 0  # the last delivery, then retention
+    with Journal.open(data_dir / "journal.sqlite") as journal:
+        stats = journal.stats()
+        assert stats["Log"]["Queue"]["LastSeq"] > 100
+        assert stats["Log"]["Queue"]["Records"] <= 5 and stats["Log"]["Manifest"]["Records"] <= 5
+        assert compare_target(sqlite_url, journal).equal  # pruning took nothing the backend lacks
+    assert "retention: pruned" in process.log

@@ -8,7 +8,8 @@ writes are answered once journaled. A backend that is down only grows the pendin
 delivery retries with a backoff (1 s doubling to 30 s) and says so once per change of
 state, not once per try.
 
-Retention: after a delivery, at most every :data:`PRUNE_EVERY` seconds, log rows that every
+Retention: after a delivery, at most every :data:`PRUNE_EVERY` seconds (and after the last
+delivery of a stopping beacon), log rows that every
 assigned backend acknowledged are pruned, keeping the newest ``keep_log`` rows of each
 bridge. The current-state tables are never pruned, so a backend assigned later is still
 filled (from that state). Nothing is pruned for a bridge without a backend.
@@ -113,7 +114,7 @@ class BackgroundDelivery(threading.Thread):
                 self.state.delivery(State="delivering", LastError=None, LastDeliveredAt=time.time())
             else:
                 self.state.delivery(State="idle", LastError=None)
-            if time.monotonic() - self._last_prune >= PRUNE_EVERY:
+            if self._stopping.is_set() or time.monotonic() - self._last_prune >= PRUNE_EVERY:
                 self.prune()
         with self._round_done:
             self.rounds += 1
