@@ -2,8 +2,9 @@
 point, found by ``uvctl plugins``, assigned, flushed to, and passing the conformance kit.
 
 The example lives in ``example_plugin/`` with its own pyproject.toml; the session installs
-it into this environment with pip (editable), as its README tells an author to. Every
-uvctl call runs in a fresh process, exactly as a user would run it.
+it with pip into a folder of its own on ``PYTHONPATH`` (entry points and all), so the
+test environment is left as the install made it. Every uvctl call runs in a fresh process,
+exactly as a user would run it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
 from uvctl_memory import MemoryStore
 
 from uvctl.testing import BackendConformance
@@ -23,22 +23,19 @@ from uvctl.testing import BackendConformance
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
 
-def _installed_from_example() -> bool:
-    code = "import uvctl_example_jsonl, sys; sys.stdout.write(uvctl_example_jsonl.__file__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    return out.returncode == 0 and Path(out.stdout).resolve().is_relative_to(EXAMPLE.resolve())
-
-
 @pytest.fixture(scope="session")
-def example_plugin():
-    """The example plugin folder, pip-installed (editable) into this environment."""
-    with FileLock(str(Path(sys.prefix) / "uvctl-example-plugin.lock")):
-        if not _installed_from_example():
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "-e", str(EXAMPLE)],
-                check=True,
-            )
-    return EXAMPLE
+def example_plugin(tmp_path_factory):
+    """The example plugin folder, pip-installed into a private folder put on PYTHONPATH for
+    the session's subprocesses (never into the test environment itself)."""
+    target = tmp_path_factory.mktemp("example-plugin-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+         "--target", str(target), str(EXAMPLE)],
+        check=True,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p))
+        yield EXAMPLE
 
 
 def uvctl(*args, env=None) -> subprocess.CompletedProcess:
