@@ -94,6 +94,9 @@ def test_a_backend_assigned_after_a_prune_gets_the_current_state_then_the_log(ta
     assert cli_runner(["flush"]).exit_code == 0
     assert_database_equals_journal(second, journal)
     assert "up to date" in cli_runner(["flush"]).stdout
+    replay = cli_runner(["flush", "--replay"])  # from 0: the state again, then what the log still holds
+    assert replay.exit_code == 0 and "the current state" in replay.stdout, replay.output
+    assert_database_equals_journal(second, journal)
 
 
 def test_the_memory_backend_gets_the_same_state_after_a_prune(journal, cli_runner, tmp_path):

@@ -155,7 +155,7 @@ class Journal:
             conn.close()
             hint = _unwritable_hint(path, exc)
             if hint:  # the journal is fine: only the file system refuses the writes opening it needs
-                raise UvctlError(f"cannot open the journal {path} ({exc}){hint}") from exc
+                raise UvctlError(f"cannot open the journal {path} ({exc}){hint}; nothing was changed") from exc
             raise UvctlError(
                 f"the journal {path} is not usable ({exc}); move it away to start a new one "
                 f"(its unflushed records are then lost)"
@@ -959,8 +959,7 @@ def _unwritable_hint(path: Path, exc: Exception) -> str:
         return ""  # a real problem of the file (not a database, corrupt): not the file system's
     if not _unwritable(path):
         return ""
-    return ("; it is on a read-only file system or not writable: make it (and its folder) writable, "
-            "the journal itself was not changed")
+    return "; it is on a read-only file system or not writable: make it (and its folder) writable"
 
 
 class _Request:
@@ -1021,7 +1020,7 @@ class _Transaction:
         path = self.journal.path
         if self.journal.read_only:
             return UvctlError(f"cannot write the journal {path}: it was opened read-only; nothing was journaled")
-        return UvctlError(f"cannot write the journal {path} ({exc}); nothing was journaled{_unwritable_hint(path, exc)}")
+        return UvctlError(f"cannot write the journal {path} ({exc}){_unwritable_hint(path, exc)}; nothing was journaled")
 
 
 def _parts(values: list, size: int = 500):
