@@ -33,6 +33,10 @@ def _flushed_and_pruned(journal, cli_runner, url, calls=None):
     assert journal.count_after("Queue", 0) == journal.count_after("Manifest", 0) == 0
 
 
+def _mark_file(journal):
+    return journal.path.parent / HWM
+
+
 def _memory_rows(store) -> dict:
     """The memory store's four tables in the shape of ``journal_rows``."""
     rows = {"UVQueueWorkItem": store.work_items, "UVQueueWorkItemEvent": store.events,
@@ -129,16 +133,12 @@ def test_a_snapshot_cut_short_is_sent_again_from_its_start(journal, cli_runner, 
     monkeypatch.setattr(host, "dispatch", cut_after_two_batches)
     stopped = cli_runner(["flush", "--batch-size", "20"])
     assert stopped.exit_code == 3, stopped.output
-    marks = json.loads(cli_mark_file(journal).read_text())
+    marks = json.loads(_mark_file(journal).read_text())
     assert marks["Queue"].get(f"sql:{sqlite_url}", 0) == 0  # nothing counts until the whole snapshot did
     monkeypatch.setattr(host, "dispatch", real)
 
     assert cli_runner(["flush", "--batch-size", "20"]).exit_code == 0
     assert_database_equals_journal(sqlite_url, journal)
-
-
-def cli_mark_file(journal):
-    return journal.path.parent / HWM
 
 
 def test_a_write_through_after_a_prune_sends_the_state_first(journal, cli_runner, sqlite_url, tmp_path):

@@ -791,10 +791,11 @@ class Journal:
         for row in self._pages(EVENT, page):
             yield Action("QP_AppendEvent", {"Event": row})
         key = table(ATTEMPT).key
+        unpatched = (*key, "Deleted")  # no action changes Deleted: the insert set it
         for row in self._pages(ATTEMPT, page):
             yield Action("QP_InsertAttempt", {"Attempt": row})
             yield Action("QP_UpdateAttemptOutcome", {**{c: row[c] for c in key},
-                                                     "Patch": {c: v for c, v in row.items() if c not in key}})
+                                                     "Patch": {c: v for c, v in row.items() if c not in unpatched}})
 
     def _pages(self, tbl: str, page: int):
         """Every row of the state table ``tbl``, ``page`` rows per query, by natural key."""
