@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 
 import pytest
 
@@ -47,7 +48,19 @@ def _commands(path, prepared, tmp_path):
     if kind == "hwm":
         text = path.read_text().replace("IDENTITY", prepared["identity"])
         (prepared["data"] / "persistence-bridge-hwm.json").write_text(text)
-        return [["flush"]]
+        return [["flush"], ["flush", "--dry-run"], ["persistence", "status", "--no-bootstrap"], ["journal", "prune"],
+                ["journal", "prune", "--dry-run"]]
+    if kind == "journal":  # an SQL script: the database it makes is put at journal.sqlite
+        journal = prepared["data"] / "journal.sqlite"
+        for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+            (prepared["data"] / name).unlink(missing_ok=True)
+        conn = sqlite3.connect(journal)
+        conn.executescript(path.read_text())
+        conn.close()
+        source = tmp_path / "good.jsonl"
+        source.write_text(json.dumps({"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "x"}}}))
+        return [["journal", "stats"], ["journal", "import", str(source)], ["flush"], ["persistence", "status"],
+                ["journal", "prune"]]
     if kind == "jsonl":
         source = path
         if path.suffix == ".gz":

@@ -108,3 +108,23 @@ def test_server_stopped_mid_flush_then_restarted(meadow, journal, assigned, data
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     _assert_equal(meadow, journal)
+
+
+def test_a_meadow_server_assigned_after_a_prune_gets_the_current_state(meadow, data_dir, tmp_path):
+    from uvctl.flush import flush
+    from uvctl.journal import Journal
+    from uvctl.journal.retention import prune_acknowledged
+
+    with Journal.open() as journal:
+        traffic_mod.record(journal, traffic_mod.traffic(40, manifests=9, seed=8))
+        assignment.assign("sql", {"Db": f"sqlite:///{tmp_path / 'first.sqlite'}"})
+        assert assignment.backend_for("Queue", bootstrap=True) is not None and flush(journal=journal).ok
+        prune_acknowledged(journal)
+        assignment.assign("meadowproxy", {"Transport": "direct", "Url": meadow.url, "RouteHash": meadow.route_hash})
+        assert assignment.backend_for("Queue", bootstrap=True) is not None
+
+        report = flush(journal=journal, batch_size=50)
+
+        assert report.ok, report.error
+        assert all(b.Snapshot > 0 for b in report.Bridges), report.to_dict()
+        traffic_mod.assert_database_equals_journal(f"sqlite:///{meadow.db_file}", journal)

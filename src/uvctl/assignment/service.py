@@ -261,7 +261,7 @@ def status(journal=None, bootstrap: bool = True) -> dict:
         if entry is None:
             out[bridge] = {"State": "unassigned", "LastError": None, "AssignedAt": None, "BootstrappedAt": None,
                            "Backend": None, "Identity": None, "HighWaterMark": None,
-                           "Pending": journal.count_after(bridge, 0) if journal is not None else None,
+                           "Pending": journal.pending(bridge, 0) if journal is not None else None,
                            "BeaconID": None, "IDBeaconConnection": None, "Options": None}  # the keys of an assigned one
             continue
         identity = None
@@ -275,7 +275,7 @@ def status(journal=None, bootstrap: bool = True) -> dict:
             entry = load()[bridge] or entry
         except UsageError as exc:  # the backend's plugin is gone, or its options no longer fit
             entry = {**entry, "State": "error", "LastError": str(exc)}
-        marks = marks or HighWaterMarks(journal_id=journal.journal_id if journal is not None else None)
+        marks = marks or HighWaterMarks(journal=journal)
         mark = marks.get(bridge, identity) if identity else None
         last_error = entry.get("LastError")
         if entry.get("State") == "bootstrapping" and due_for_retry(entry):  # its process is gone
@@ -290,7 +290,7 @@ def status(journal=None, bootstrap: bool = True) -> dict:
             "Backend": entry["Backend"],
             "Identity": identity,
             "HighWaterMark": mark,
-            "Pending": journal.count_after(bridge, mark or 0) if journal is not None and identity else None,
+            "Pending": journal.pending(bridge, mark or 0) if journal is not None and identity else None,
             "BeaconID": entry.get("BeaconID"),
             "IDBeaconConnection": entry.get("IDBeaconConnection"),
             "Options": masked_options(entry["Backend"], entry.get("Options") or {}),

@@ -127,7 +127,7 @@ class BackgroundDelivery(threading.Thread):
         from ..flush import HighWaterMarks
 
         entries = assignment.load()
-        marks = HighWaterMarks(journal_id=self.journal.journal_id)
+        marks = HighWaterMarks(journal=self.journal)  # a mark past the journal's end is an error, not "done"
         due = []
         for bridge, entry in entries.items():
             if not entry:

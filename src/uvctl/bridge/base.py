@@ -132,11 +132,15 @@ class BridgeBase:
 
         seq, records = done.action.seq, []
         try:
-            marks = HighWaterMarks(journal_id=self.journal.journal_id)
+            marks = HighWaterMarks(journal=self.journal)
             with delivering(self.bridge, backend.identity, WRITE_THROUGH_WAIT, marks) as delivery:
                 mark = delivery.mark()
                 if mark >= seq:
                     return None  # another write delivered it with its own
+                # a mark below what was pruned needs the state first (the write's predecessor
+                # is never below it: the common case costs no look-up)
+                if mark != done.previous and mark < self.journal.pruned_upto(self.bridge):
+                    mark = delivery.send_snapshot(backend, self.journal, CATCH_UP)
                 if mark == done.previous:
                     records = [done.action]
                 else:  # earlier records wait (a lost race, an outage): they go first, in order
@@ -149,7 +153,7 @@ class BridgeBase:
         except Exception as exc:  # unreachable, a busy lock, a corrupt mark file, a plugin's bug
             return _reason(exc)
         if mark < seq:
-            left = self.journal.count_after(self.bridge, mark)
+            left = self.journal.pending(self.bridge, mark)
             return (f"{left} records of this bridge, this one among them, are still pending after this write "
                     f"delivered {len(records)} earlier ones; the next writes deliver them {CATCH_UP} at a time, "
                     f"or run 'uvctl flush'")
@@ -253,4 +257,4 @@ def _reason(exc: Exception) -> str:
 def _mark(bridge: str, identity: str, journal: Journal) -> int:
     from ..flush import HighWaterMarks
 
-    return HighWaterMarks(journal_id=journal.journal_id).get(bridge, identity)
+    return HighWaterMarks(journal=journal).get(bridge, identity)

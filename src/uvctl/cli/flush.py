@@ -42,13 +42,18 @@ def _print_report(data: dict) -> None:
         if row["State"] == "unassigned":
             click.echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
         elif row["State"] == "dry-run":
-            click.echo(f"{bridge}: would send {row['Pending']} records to {target} (from seq {row['FromSeq']})")
+            start = f"seq {row['FromSeq']}"
+            if row["FromSeq"] < row["PrunedUpto"]:  # the log below PrunedUpto is gone: the state goes first
+                start = f"the current state, as the log up to seq {row['PrunedUpto']} was pruned"
+            click.echo(f"{bridge}: would send {row['Pending']} records to {target} (from {start})")
         elif row["State"] == "up-to-date":
             click.echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
         else:
+            snapshot = (f"{row['Snapshot']} of them the current state, as the log up to seq {row['PrunedUpto']} "
+                        f"was pruned; ") if row["Snapshot"] else ""
             click.echo(
                 f"{bridge}: sent {row['Sent']} records in {row['Batches']} batches to {target} "
-                f"({row['AlreadyPresent']} already present); high-water mark {row['HighWaterMark']}, "
+                f"({snapshot}{row['AlreadyPresent']} already present); high-water mark {row['HighWaterMark']}, "
                 f"{row['Pending']} pending"
             )
 

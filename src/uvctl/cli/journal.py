@@ -95,7 +95,7 @@ def stats_command(as_json):
     from ..journal import Journal
     from ..journal.retention import acknowledgements
 
-    with Journal.open() as journal:
+    with Journal.open(read_only=True) as journal:
         stats = journal.stats()
         stats["Backends"] = acknowledgements(journal)
     emit(stats, as_json, _print_stats)
@@ -121,20 +121,22 @@ def _print_stats(stats: dict) -> None:
 
 @journal_group.command("prune")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@click.option("--keep", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Keep the newest N log records of each bridge even when acknowledged.")
 @json_option
-def prune_command(dry_run, as_json):
+def prune_command(dry_run, keep, as_json):
     """Delete log records every assigned backend has acknowledged.
 
     Only records at or below the high-water mark of the backend assigned to their bridge
     go; pending ones never do. With no backend assigned nothing is pruned. The current
-    state (work items, events, attempts, manifests) stays, so reads are unaffected; a later
-    'uvctl flush --replay' can only resend what is still in the log.
+    state (work items, events, attempts, manifests) stays, so reads are unaffected, and a
+    backend assigned later (or 'uvctl flush --replay') gets that state first, then the log.
     """
     from ..journal import Journal
     from ..journal.retention import prune_acknowledged
 
-    with Journal.open() as journal:
-        report = prune_acknowledged(journal, dry_run=dry_run)
+    with Journal.open(read_only=dry_run) as journal:
+        report = prune_acknowledged(journal, dry_run=dry_run, keep=keep)
     emit({"DryRun": dry_run, "Bridges": report}, as_json, _print_prune)
 
 

@@ -165,7 +165,7 @@ def _status(bootstrap: bool = True) -> dict:
     from .. import assignment
     from ..journal import Journal
 
-    with Journal.open() as journal:
+    with Journal.open(read_only=True) as journal:  # only read: a missing journal is not created
         return assignment.status(journal, bootstrap=bootstrap)
 
 

@@ -47,6 +47,8 @@ class Delivery:
         self.bridge, self.identity, self.marks = bridge, identity, marks
         #: Records the backend answered AlreadyPresent for, over this delivery's sends.
         self.already_present = 0
+        #: Snapshot actions sent (see :meth:`send_snapshot`).
+        self.snapshot_sent = 0
 
     def mark(self) -> int:
         """The backend's mark now (nobody else moves it while the lock is held)."""
@@ -60,6 +62,30 @@ class Delivery:
         backend says it lost readiness), BackendUnavailable (and sets the assignment back to
         ``waiting-for-beacon``), or UvctlError for a plugin bug.
         """
+        self._dispatch(handle, actions)
+        return self.marks.advance(self.bridge, self.identity, actions[-1].seq)
+
+    def send_snapshot(self, handle, journal, batch_size: int, sent=None) -> int:
+        """When the mark is below what the journal pruned of this bridge, send the bridge's
+        current state (:meth:`uvctl.journal.Journal.snapshot`, batch by batch, each checked as
+        :meth:`send` checks one), then move the mark to the pruned seq; the mark after the call.
+
+        The mark moves only once the whole snapshot is acknowledged: one cut short is sent
+        again from its start by the next delivery (the backend absorbs what it already has:
+        upserts converge, inserts answer AlreadyPresent). ``sent(n)`` is called per batch.
+        """
+        pruned = journal.pruned_upto(self.bridge)
+        if self.mark() >= pruned:
+            return self.mark()
+        for batch in journal.snapshot(self.bridge, batch_size):
+            self._dispatch(handle, batch)
+            self.snapshot_sent += len(batch)
+            if sent is not None:
+                sent(len(batch))
+        return self.marks.advance(self.bridge, self.identity, pruned)
+
+    def _dispatch(self, handle, actions: list) -> None:
+        """Dispatch ``actions`` and check every answer (see :meth:`send`); the mark stays."""
         from .. import host
 
         try:
@@ -80,10 +106,12 @@ class Delivery:
                 needs = bool(answer.get("NeedsBootstrap"))
                 if needs:
                     note_state("mark_needs_bootstrap", action.bridge, reason)
-                raise Refused(f"the batch of seq {actions[0].seq}..{actions[-1].seq} was refused at seq {action.seq} "
-                              f"({action.name}): {reason}", mask_secrets(reason), needs)
+                if action.seq is None:
+                    where = f"the snapshot of the current state was refused at {action.name}"
+                else:
+                    where = f"the batch of seq {actions[0].seq}..{actions[-1].seq} was refused at seq {action.seq} ({action.name})"
+                raise Refused(f"{where}: {reason}", mask_secrets(reason), needs)
         self.already_present += present
-        return self.marks.advance(self.bridge, self.identity, actions[-1].seq)
 
     def rewind(self) -> None:
         """Set the mark back to 0 (a replay: every record is pending again until re-sent)."""

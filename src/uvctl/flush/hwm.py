@@ -26,15 +26,20 @@ class HighWaterMarks:
     journal file count as none (everything of this journal is pending) and the next change
     replaces them: a journal moved away and started anew must not inherit the marks of the
     old one, which would hide its records from every flush (and let prune delete them).
+
+    With ``journal`` (which gives the id too), a mark above the journal's last seq of its
+    bridge (which pruning never lowers) cannot be true and is reported as corrupt by
+    :meth:`get`: trusted, it would hide every later record from flush and let prune delete them.
     """
 
-    def __init__(self, path=None, journal_id: str | None = None):
+    def __init__(self, path=None, journal_id: str | None = None, journal=None):
         if path is None:
             from ..paths import HWM_FILE, data_file
 
             path = data_file(HWM_FILE)
         self.path = Path(path)
-        self.journal_id = journal_id
+        self.journal = journal
+        self.journal_id = journal.journal_id if journal is not None and journal_id is None else journal_id
 
     def _lock(self):
         return file_lock(self.path, what=WHAT)
@@ -57,7 +62,12 @@ class HighWaterMarks:
 
     def get(self, bridge: str, identity: str) -> int:
         """The mark of ``identity`` on ``bridge``; 0 when it never acknowledged anything."""
-        return self._value(self.load(), bridge, identity)
+        value = self._value(self.load(), bridge, identity)
+        if value and self.journal is not None:
+            last = self.journal.last_seq(bridge)
+            if value > last:
+                raise self._corrupt(bridge, identity, value, f"past the journal's last {bridge} record (seq {last})")
+        return value
 
     def advance(self, bridge: str, identity: str, seq: int) -> int:
         """Move the mark forward to ``seq`` (never back); the mark after the call."""
@@ -92,11 +102,14 @@ class HighWaterMarks:
         _check_bridge(bridge)
         value = data[bridge].get(identity, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UvctlError(
-                f"{WHAT} {self.path} is corrupt: {bridge} mark of {identity!r} is {value!r}, not a sequence number; "
-                f"fix or remove it by hand (removing it makes the next flush resend everything, which is safe)"
-            )
+            raise self._corrupt(bridge, identity, value, "not a sequence number")
         return value
+
+    def _corrupt(self, bridge: str, identity: str, value, what: str) -> UvctlError:
+        return UvctlError(
+            f"{WHAT} {self.path} is corrupt: {bridge} mark of {identity!r} is {value!r}, {what}; "
+            f"fix or remove it by hand (removing it makes the next flush resend everything, which is safe)"
+        )
 
 
 def _check_bridge(bridge: str) -> None:

@@ -6,12 +6,15 @@ acknowledged (``AlreadyPresent`` counts) write the new mark. The first failing b
 the run; its mark stays at the last acknowledged batch and the next run resumes there.
 A crash between a commit and the mark write only makes the next run resend one batch,
 which the backend absorbs: upserts and updates converge, inserts come back AlreadyPresent.
+A backend whose mark is below what ``journal prune`` deleted of the bridge gets a snapshot of
+the current state first (:meth:`uvctl.flush.delivery.Delivery.send_snapshot`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 from dataclasses import asdict, dataclass, field
 
 from ..actions import MANIFEST, QUEUE
@@ -35,7 +38,9 @@ class BridgeFlush:
     Identity: str | None = None
     FromSeq: int = 0
     HighWaterMark: int | None = None
-    Sent: int = 0
+    Sent: int = 0  # records of the log and of a snapshot
+    Snapshot: int = 0  # of them, current-state records sent because the log below PrunedUpto was pruned
+    PrunedUpto: int = 0
     AlreadyPresent: int = 0
     Batches: int = 0
     Pending: int | None = 0  # None when the mark cannot be known
@@ -105,7 +110,7 @@ def flush(bridges=BRIDGES, replay: bool = False, batch_size: int = DEFAULT_BATCH
     with contextlib.ExitStack() as stack:
         stack.enter_context(_young_gc_only())
         if journal is None:
-            journal = stack.enter_context(Journal.open())
+            journal = stack.enter_context(Journal.open(read_only=dry_run))
         if not dry_run:
             stack.enter_context(FlushLock())
         for bridge in bridges:
@@ -143,16 +148,19 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
         result.Pending = None
         return _failed(result, str(exc))
     if handle is None:
-        result.Pending = journal.count_after(bridge, 0)
+        result.Pending = journal.pending(bridge, 0)
         return result
-    marks = HighWaterMarks(journal_id=journal.journal_id)
+    marks = HighWaterMarks(journal=journal)
     result.Backend, result.Identity = handle.name, handle.identity
     mark = marks.get(bridge, handle.identity)
     result.HighWaterMark = mark
     result.FromSeq = 0 if replay else mark
+    result.PrunedUpto = journal.pruned_upto(bridge)
     end = journal.last_seq(bridge)
-    total = journal.count_after(bridge, result.FromSeq)
-    result.Pending = journal.count_after(bridge, mark)
+    # a mark below what was pruned: the log cannot bring the backend up to date, the state can
+    snapshot = result.FromSeq < result.PrunedUpto
+    total = journal.pending(bridge, result.FromSeq)
+    result.Pending = journal.pending(bridge, mark)
     if dry_run:
         result.State, result.Sent = "dry-run", 0
         result.Pending = total
@@ -174,31 +182,45 @@ def _flush_bridge(bridge, journal, replay, batch_size, dry_run, progress, report
         with delivering(bridge, handle.identity, FLUSH_WAIT, marks) as delivery:
             delivery.rewind()
         result.HighWaterMark = 0
-    with progress(total, f"flush {bridge}") as bar, \
-            contextlib.closing(_read_ahead(journal, bridge, result.FromSeq, batch_size, end)) as batches:
-        for batch in batches:
-            try:
+    with progress(total, f"flush {bridge}") as bar:
+        if snapshot:
+            try:  # under the delivery lock throughout: no write-through moves the mark meanwhile
                 with delivering(bridge, handle.identity, FLUSH_WAIT, marks) as delivery:
-                    # a write-through may have delivered the first records meanwhile
-                    mark = delivery.mark()
-                    fresh = batch if batch[0].seq > mark else [a for a in batch if a.seq > mark]
-                    if fresh:
-                        mark = delivery.send(handle, fresh)
-            except UvctlError as exc:  # BackendUnavailable, Refused, a busy lock or a plugin's bug
-                if isinstance(exc, BackendUnavailable):  # (the delivery set the bridge back to waiting)
-                    report.unavailable = True
-                result.Pending = journal.count_after(bridge, result.HighWaterMark)
-                return _failed(result, str(exc))
-            result.HighWaterMark = mark
+                    result.HighWaterMark = delivery.send_snapshot(handle, journal, batch_size, sent=bar.update)
+            except UvctlError as exc:
+                return _stopped(result, journal, report, exc)
+            result.Snapshot = result.Sent = delivery.snapshot_sent
             result.AlreadyPresent += delivery.already_present
-            result.Batches += 1
-            result.Sent += len(fresh)
-            bar.update(len(batch))
-            del batch, fresh
-            gc.collect(1)
+            result.Batches += math.ceil(delivery.snapshot_sent / batch_size)
+        with contextlib.closing(_read_ahead(journal, bridge, result.FromSeq, batch_size, end)) as batches:
+            for batch in batches:
+                try:
+                    with delivering(bridge, handle.identity, FLUSH_WAIT, marks) as delivery:
+                        # a write-through may have delivered the first records meanwhile
+                        mark = delivery.mark()
+                        fresh = batch if batch[0].seq > mark else [a for a in batch if a.seq > mark]
+                        if fresh:
+                            mark = delivery.send(handle, fresh)
+                except UvctlError as exc:  # BackendUnavailable, Refused, a busy lock or a plugin's bug
+                    return _stopped(result, journal, report, exc)
+                result.HighWaterMark = mark
+                result.AlreadyPresent += delivery.already_present
+                result.Batches += 1
+                result.Sent += len(fresh)
+                bar.update(len(batch))
+                del batch, fresh
+                gc.collect(1)
     result.State = "flushed"
-    result.Pending = journal.count_after(bridge, result.HighWaterMark)
+    result.Pending = journal.pending(bridge, result.HighWaterMark)
     return result
+
+
+def _stopped(result: BridgeFlush, journal, report: FlushReport, exc: UvctlError) -> BridgeFlush:
+    """A delivery of the run failed: the bridge's run stops there, its mark where it was."""
+    if isinstance(exc, BackendUnavailable):  # (the delivery set the bridge back to waiting)
+        report.unavailable = True
+    result.Pending = journal.pending(result.Bridge, result.HighWaterMark)
+    return _failed(result, str(exc))
 
 
 def _read_ahead(journal, bridge: str, after: int, batch_size: int, end: int):

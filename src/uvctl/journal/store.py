@@ -117,26 +117,45 @@ class Journal:
         self._queue_lock = threading.Lock()
         self._leading = False
         self._journal_id = None
+        #: Opened with ``read_only``: nothing of the file is created or changed.
+        self.read_only = False
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path=None, synchronous: str | None = None) -> "Journal":
-        """Open (creating when missing) the journal at ``path`` (default: the data dir's)."""
-        path = Path(path) if path is not None else default_path()
+    def open(cls, path=None, synchronous: str | None = None, read_only: bool = False) -> "Journal":
+        """Open (creating when missing) the journal at ``path`` (default: the data dir's).
+
+        With ``read_only`` nothing is created or changed (not even the data dir): a missing,
+        empty or table-less file reads as an empty journal, and writes fail. A database that
+        holds tables but no uvctl format marker is refused untouched either way.
+        """
+        from ..paths import JOURNAL_FILE, data_file
+
+        if path is not None:
+            path = Path(path)
+        else:
+            path = data_file(JOURNAL_FILE) if read_only else default_path()
         mode = (synchronous or os.environ.get("UVCTL_JOURNAL_SYNC") or "full").lower()
         if mode not in _SYNC_MODES:
             raise UsageError(f"UVCTL_JOURNAL_SYNC must be 'full' or 'normal', got {mode!r}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            create_private(path)
-            conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
+            if read_only:
+                conn = _connect_read_only(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                create_private(path)
+                conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise UvctlError(f"cannot open the journal {path}: {exc}") from exc
+            raise UvctlError(f"cannot open the journal {path}: {exc}{_unwritable_hint(path, exc)}") from exc
         journal = cls(path, conn, mode)
+        journal.read_only = read_only
         try:
             journal._setup()
         except sqlite3.DatabaseError as exc:
             conn.close()
+            hint = _unwritable_hint(path, exc)
+            if hint:  # the journal is fine: only the file system refuses the writes opening it needs
+                raise UvctlError(f"cannot open the journal {path} ({exc}){hint}; nothing was changed") from exc
             raise UvctlError(
                 f"the journal {path} is not usable ({exc}); move it away to start a new one "
                 f"(its unflushed records are then lost)"
@@ -149,24 +168,31 @@ class Journal:
     def _setup(self) -> None:
         conn = self._conn
         conn.execute("PRAGMA busy_timeout = 60000")
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-            raise sqlite3.DatabaseError("it cannot switch to WAL mode")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        found = _format_of(conn, self.path)  # before anything could change the file
+        if not self.read_only:
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise sqlite3.DatabaseError("it cannot switch to WAL mode")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         conn.execute("PRAGMA foreign_keys = OFF")
         self._upsert_sql = {name: _upsert_sql(spec) for name, spec in tables().items()}
         self._event_row = itemgetter(*table(EVENT).columns)  # an event record -> its row, in column order
         self._insert_event_sql = self._upsert_sql[EVENT].split(" ON CONFLICT")[0] + ' ON CONFLICT ("EventGUID") DO NOTHING'
-        try:  # an existing journal of this format needs no DDL (and no write lock to open)
-            found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        except sqlite3.OperationalError:
-            found = None
-        if found is not None and int(found[0]) == FORMAT_VERSION:
+        if found is not None and found > FORMAT_VERSION:
+            raise self._too_new(found)
+        if found == FORMAT_VERSION or (found is not None and self.read_only):
+            # an existing journal needs no DDL (and no write lock to open); read-only, an older
+            # format is read as it is (what it lacks only writes use)
             present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            missing = [name for name in ("log", "imported", "early_patch", *(spec.name for spec in tables().values()))
-                       if name not in present]
+            needed = ["log", *(spec.name for spec in tables().values())]
+            if found == FORMAT_VERSION:
+                needed += ["imported", "early_patch"]
+            missing = [name for name in needed if name not in present]
             if missing:
                 raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")
             return
+        if self.read_only:  # a missing, empty or table-less file: an empty journal, in memory
+            conn.close()
+            self._conn = conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         with self._transaction():
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             conn.execute(
@@ -187,23 +213,25 @@ class Journal:
             if found is None:
                 conn.execute("INSERT INTO meta VALUES ('format', ?), ('created_at', ?), ('journal_id', ?)",
                              (str(FORMAT_VERSION), now_iso(), uuid.uuid4().hex))
-            elif int(found[0]) > FORMAT_VERSION:
-                raise UvctlError(
-                    f"the journal {self.path} has format {found[0]}, newer than this uvctl understands "
-                    f"({FORMAT_VERSION}); upgrade uvctl"
-                )
+            elif int(found[0]) > FORMAT_VERSION:  # another process made it meanwhile
+                raise self._too_new(found[0])
             else:  # an older format: what it lacked was created above
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (str(FORMAT_VERSION),))
 
+    def _too_new(self, found) -> UvctlError:
+        return UvctlError(f"the journal {self.path} has format {found}, newer than this uvctl understands "
+                          f"({FORMAT_VERSION}); upgrade uvctl")
 
     @property
-    def journal_id(self) -> str:
+    def journal_id(self) -> str | None:
         """A random id given to this journal file when it was made: high-water marks recorded
         for another journal file (one moved away and replaced) do not apply to this one."""
         if self._journal_id is None:
             with self._lock:
                 query = "SELECT value FROM meta WHERE key = 'journal_id'"
                 row = self._conn.execute(query).fetchone()
+                if row is None and self.read_only:  # no mark file can name an id it never had
+                    return None
                 if row is None:  # a journal made before journals had ids
                     with self._transaction():
                         self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('journal_id', ?)", (uuid.uuid4().hex,))
@@ -682,14 +710,23 @@ class Journal:
                 "SELECT COUNT(*) FROM log WHERE bridge = ? AND seq > ?", (bridge, int(seq))
             ).fetchone()[0]
 
-    def prune(self, bridge: str, upto_seq: int) -> int:
-        """Delete the log rows of ``bridge`` with ``seq <= upto_seq``; the state stays."""
+    def prune(self, bridge: str, upto_seq: int, keep: int = 0, dry_run: bool = False) -> int:
+        """Delete the log rows of ``bridge`` with ``seq <= upto_seq`` but the newest ``keep`` of the
+        bridge; the state stays. How many rows went (``dry_run``: would go; nothing is deleted)."""
         if bridge not in BRIDGES:
             raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
+        upto = int(upto_seq)
+        with self._lock:
+            if keep > 0:  # the newest ``keep`` rows stay: prune below the oldest of them
+                row = self._conn.execute("SELECT seq FROM log WHERE bridge = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                                         (bridge, int(keep) - 1)).fetchone()
+                upto = min(upto, row[0] - 1) if row else 0
+            if dry_run:
+                return self._conn.execute("SELECT COUNT(*) FROM log WHERE bridge = ? AND seq <= ?", (bridge, upto)).fetchone()[0]
         with self._transaction():
             self._seq_cache = None
-            before = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).fetchone()[0]
-            deleted = self._conn.execute("DELETE FROM log WHERE bridge = ? AND seq <= ?", (bridge, int(upto_seq))).rowcount
+            before = self._conn.execute("SELECT MAX(seq) FROM log WHERE bridge = ? AND seq <= ?", (bridge, upto)).fetchone()[0]
+            deleted = self._conn.execute("DELETE FROM log WHERE bridge = ? AND seq <= ?", (bridge, upto)).rowcount
             if before is not None:
                 self._conn.execute(
                     "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
@@ -697,6 +734,81 @@ class Journal:
                     (f"pruned_upto:{bridge}", str(before)),
                 )
         return deleted
+
+    def pruned_upto(self, bridge: str) -> int:
+        """The highest seq of ``bridge`` a prune deleted (0: none). A backend whose mark is below
+        it can no longer get those records from the log: it gets a :meth:`snapshot` first."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (f"pruned_upto:{bridge}",)).fetchone()
+        return int(row[0]) if row else 0
+
+    def pending(self, bridge: str, mark: int) -> int:
+        """How many records a backend whose mark is ``mark`` still needs: the snapshot rows when
+        the mark is below :meth:`pruned_upto`, plus the log rows past the mark."""
+        needs_snapshot = mark < self.pruned_upto(bridge)
+        return (self.snapshot_size(bridge) if needs_snapshot else 0) + self.count_after(bridge, mark)
+
+    def snapshot_size(self, bridge: str) -> int:
+        """How many actions :meth:`snapshot` of ``bridge`` yields."""
+        with self._lock:
+            q = self._conn.execute
+            if bridge == MANIFEST_BRIDGE:
+                return q('SELECT COUNT(*) + SUM("Deleted" <> 0) FROM "UVManifest"').fetchone()[0] or 0
+            return sum(q(f'SELECT COUNT(*) FROM "{name}"').fetchone()[0] * (2 if name == ATTEMPT else 1)
+                       for name in (WORK_ITEM, EVENT, ATTEMPT))
+
+    def snapshot(self, bridge: str, batch_size: int = 500):
+        """The current state of ``bridge`` as write actions (``seq`` None), in lists of at most
+        ``batch_size``, read a page at a time in natural-key order (never held whole).
+
+        Queue: every work item as QP_UpsertWorkItem, every event as QP_AppendEvent, every attempt
+        as QP_InsertAttempt followed by QP_UpdateAttemptOutcome of its other columns (an insert
+        of an attempt the backend already holds changes nothing there, and that one may be an
+        older state of it). Manifest: every manifest as MS_UpsertManifest, a removed one then
+        MS_RemoveManifest. Rows changed while it is read are in the log past the snapshot's
+        start, which is sent after it, so the backend ends with the journal's state.
+        """
+        if bridge not in BRIDGES:
+            raise UsageError(f"unknown bridge {bridge!r}; use one of {', '.join(BRIDGES)}")
+        batch: list = []
+        for action in self._snapshot_actions(bridge, max(1, int(batch_size))):
+            batch.append(action)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _snapshot_actions(self, bridge: str, page: int):
+        if bridge == MANIFEST_BRIDGE:
+            for row in self._pages(MANIFEST, page):
+                yield Action("MS_UpsertManifest", {"Manifest": {**row, "Deleted": False}})
+                if row["Deleted"]:
+                    yield Action("MS_RemoveManifest", {"RunHash": row["Hash"]})
+            return
+        for row in self._pages(WORK_ITEM, page):
+            yield Action("QP_UpsertWorkItem", {"WorkItem": row})
+        for row in self._pages(EVENT, page):
+            yield Action("QP_AppendEvent", {"Event": row})
+        key = table(ATTEMPT).key
+        unpatched = (*key, "Deleted")  # no action changes Deleted: the insert set it
+        for row in self._pages(ATTEMPT, page):
+            yield Action("QP_InsertAttempt", {"Attempt": row})
+            yield Action("QP_UpdateAttemptOutcome", {**{c: row[c] for c in key},
+                                                     "Patch": {c: v for c, v in row.items() if c not in unpatched}})
+
+    def _pages(self, tbl: str, page: int):
+        """Every row of the state table ``tbl``, ``page`` rows per query, by natural key."""
+        key = table(tbl).key
+        cols = ", ".join(f'"{c}"' for c in key)
+        after: list = []
+        while True:
+            where = f"WHERE ({cols}) > ({_marks(key)}) " if after else ""
+            rows = self._select(f'SELECT * FROM "{tbl}" {where}ORDER BY {cols} LIMIT ?', [*after, page], tbl)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = [rows[-1][c] for c in key]
 
     # ------------------------------------------------------------------ state reads
     def get_work_item(self, work_item_hash: str) -> dict | None:
@@ -789,6 +901,68 @@ class Journal:
         }
 
 
+def _format_of(conn: sqlite3.Connection, path: Path) -> int | None:
+    """The format of the uvctl journal ``conn`` holds; None for a database with no tables yet
+    (a new or empty file). A database holding other tables and no uvctl format marker is
+    someone else's: an error, before anything could change it."""
+    names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if not names:
+        return None
+    found = None
+    if "meta" in names:
+        try:
+            found = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        except sqlite3.OperationalError:  # a meta table of another shape
+            found = None
+    if found is None or not str(found[0]).isdigit():
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise UvctlError(f"{path} is not a uvctl journal (a SQLite database holding other tables ({shown}) and no uvctl "
+                         f"format marker); it was left untouched: move it away (uvctl then starts a new journal) "
+                         f"or set UVCTL_DATA_DIR to the data dir it belongs to")
+    return int(found[0])
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change ``path``; to an empty database when it is missing or empty.
+
+    On a read-only file system SQLite cannot make the ``-shm`` file a WAL journal needs to
+    be read; with no ``-wal`` file beside it (the last writer closed cleanly) the file alone
+    is the whole journal, and it is read as immutable.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        wal = Path(f"{path}-wal")
+        if (wal.exists() and wal.stat().st_size) or not _unwritable(path):
+            conn.close()
+            raise
+        conn.close()
+        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+    return conn
+
+
+def _unwritable(path: Path) -> bool:
+    """True when the journal ``path`` or its folder cannot be written (a read-only file system,
+    or modes that forbid it; ``access`` answers for the file system even to root)."""
+    return any(p.exists() and not os.access(p, os.W_OK) for p in (path, path.parent))
+
+
+def _unwritable_hint(path: Path, exc: Exception) -> str:
+    """What to say when ``exc`` came from a journal the file system does not let us write."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if isinstance(exc, sqlite3.Error) and not name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR")):
+        return ""  # a real problem of the file (not a database, corrupt): not the file system's
+    if not _unwritable(path):
+        return ""
+    return "; it is on a read-only file system or not writable: make it (and its folder) writable"
+
+
 class _Request:
     """One :meth:`Journal.apply` call waiting for (or in) a group commit."""
 
@@ -844,7 +1018,10 @@ class _Transaction:
         return False
 
     def _failed(self, exc: sqlite3.Error) -> UvctlError:
-        return UvctlError(f"cannot write the journal {self.journal.path} ({exc}); nothing was journaled")
+        path = self.journal.path
+        if self.journal.read_only:
+            return UvctlError(f"cannot write the journal {path}: it was opened read-only; nothing was journaled")
+        return UvctlError(f"cannot write the journal {path} ({exc}){_unwritable_hint(path, exc)}; nothing was journaled")
 
 
 def _parts(values: list, size: int = 500):
