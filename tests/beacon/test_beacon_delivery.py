@@ -123,7 +123,7 @@ def test_without_a_backend_writes_stay_in_the_journal_and_a_flush_sends_them_lat
         assert compare_target(sqlite_url, journal).equal
 
 
-def test_acknowledged_log_rows_are_pruned_and_the_state_stays(stub, beacon, data_dir, sqlite_url):
+def test_acknowledged_log_rows_are_pruned_and_the_state_stays(stub, beacon, data_dir, sqlite_url, tmp_path):
     assert uvctl("persistence", "assign", "--backend", "sql", "--db", sqlite_url, data_dir=data_dir).returncode == 0
     process = beacon(stub.url, "--keep-log", "5")
     stub.wait_registered()
@@ -135,3 +135,11 @@ def test_acknowledged_log_rows_are_pruned_and_the_state_stays(stub, beacon, data
         assert stats["Log"]["Queue"]["Records"] <= 5 and stats["Log"]["Manifest"]["Records"] <= 5
         assert compare_target(sqlite_url, journal).equal  # pruning took nothing the backend lacks
     assert "retention: pruned" in process.log
+    # a backend assigned after the prune is filled from the current state
+    later = f"sqlite:///{tmp_path / 'later.sqlite'}"
+    assert uvctl("persistence", "assign", "--backend", "sql", "--db", later, data_dir=data_dir).returncode == 0
+    flushed = uvctl("flush", data_dir=data_dir)
+    assert flushed.returncode == 0, flushed.stderr
+    with Journal.open(data_dir / "journal.sqlite") as journal:
+        result = compare_target(later, journal)
+    assert result.equal, result.to_dict()
