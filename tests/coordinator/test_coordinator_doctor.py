@@ -42,6 +42,9 @@ def test_a_healthy_assignment(bootstrapped, uvctl):
     assert "holds 1 work-item row(s), 3 event(s), 1 attempt(s)" in report["Checks"][-1]["Detail"]
     reads = [s["Path"] for c, a, s in bootstrapped.received if a == "Request" and s.get("RemoteUser") == "uvctl-doctor"]
     assert reads == [f"/1.0/uv-test-persistence/{t}s/0/1" for t in UV_TABLES]
+    # Each DataBeaconAccess read is a work item the real coordinator mirrors: few of them.
+    mirrored = [a for c, a, s in bootstrapped.received if c == "DataBeaconAccess"]
+    assert mirrored == ["ListConnections", "QueryTable", "QueryTable", "QueryTable", "QueryTable"]
     assert [n.split(",")[0] for n in report["Notes"]] == ["Ultravisor 1.3.24 writes a manifest with a POST each time"]
     text = uvctl("coordinator", "persistence", "doctor").stdout
     assert "writes land: no problem found" in text

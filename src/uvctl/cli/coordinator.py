@@ -105,17 +105,22 @@ def login_command(coordinator_url, user, as_json):
     """Log in (POST /1.0/Authenticate) and cache the session cookie.
 
     The password comes from $UVCTL_COORDINATOR_PASSWORD or a hidden prompt, never an option.
+    A promiscuous coordinator (AuthEnabled false in /status) needs none: nothing is asked.
     The cookie is kept (mode 0600) in coordinator-sessions.json in the data dir; the other
     commands send it, and log in again by themselves when it has expired.
     """
     coordinator = _open(coordinator_url, user)
     with coordinator:
-        coordinator.login()
-    result = {"Coordinator": coordinator.display_url, "UserName": coordinator.username, "LoggedIn": True,
+        required = coordinator.auth_enabled() is not False
+        if required:
+            coordinator.login()
+    result = {"Coordinator": coordinator.display_url, "LoginRequired": required,
+              "UserName": coordinator.username if required else None, "LoggedIn": required,
               "SessionCached": coordinator.sessions.get(coordinator.base_url) is not None,
               "SessionFile": str(coordinator.sessions.path)}
     emit(result, as_json, lambda r: click.echo(
-        f"logged in to {r['Coordinator']} as {r['UserName']}; session cached in {r['SessionFile']}"))
+        f"logged in to {r['Coordinator']} as {r['UserName']}; session cached in {r['SessionFile']}" if required else
+        f"{r['Coordinator']} is promiscuous (its /status says AuthEnabled false): no login is needed"))
 
 
 @coordinator_group.command("beacons")

@@ -76,6 +76,7 @@ class _Report:
                      "Beacon": None, "Connection": None, "PersistenceBeacon": persistence_beacon, "Checks": [],
                      "Notes": []}
         self.switch = False  # the repair is the switch to the persistence beacon
+        self.probe = None  # the WorkItemHash of a DataBeaconAccess read already sent (mirrored by the coordinator)
 
     def check(self, name: str, ok: bool, detail: str, fix: str | None = None, repairable: bool = False) -> None:
         self.data["Checks"].append({"Check": name, "OK": ok, "Detail": detail, "Fix": None if ok else fix,
@@ -258,9 +259,10 @@ def _columns(report: _Report, coordinator, name: str, conn: dict, table: str, ti
         report.check(label, True, f"not checked: no column query for connection type {conn.get('Type')!r}")
         return
     try:
-        out = databeacon.ask(coordinator, name, "DataBeaconAccess", "QueryTable",
-                             {"IDBeaconConnection": conn["IDBeaconConnection"], "SQL": sql.format(table=table)},
-                             timeout_ms)
+        work_hash, out = databeacon.ask_item(coordinator, name, "DataBeaconAccess", "QueryTable",
+                                             {"IDBeaconConnection": conn["IDBeaconConnection"],
+                                              "SQL": sql.format(table=table)}, timeout_ms)
+        report.probe = report.probe or work_hash
     except WorkError as exc:
         report.check(label, True, f"not checked: QueryTable failed ({exc})")
         return
@@ -303,8 +305,10 @@ def _writes_land(report: _Report, coordinator, name: str, conn: dict, statuses: 
     label = "writes land"
     settings = {"IDBeaconConnection": conn["IDBeaconConnection"], "SQL": _PROBE_SQL}
     try:
-        # The upsert, events and attempt of this item are sent as it is enqueued and dispatched.
-        probe, _ = databeacon.ask_item(coordinator, name, "DataBeaconAccess", "QueryTable", settings, timeout_ms)
+        # The upsert, events and attempt of an item are sent as it is enqueued and dispatched,
+        # so a column query sent earlier serves as the probe; else one is sent.
+        probe = report.probe or databeacon.ask_item(coordinator, name, "DataBeaconAccess", "QueryTable", settings,
+                                                    timeout_ms)[0]
         if not probe or not _SAFE_HASH.match(str(probe)):
             report.check(label, False, f"cannot tell: the coordinator named the probe's work item {probe!r}",
                          fix="look for the coordinator's persistence warnings in its log")
@@ -320,13 +324,13 @@ def _writes_land(report: _Report, coordinator, name: str, conn: dict, statuses: 
     found = {k: int(row.get(k) or 0) for k in ("items", "events", "attempts")}
     held = f"{found['items']} work-item row(s), {found['events']} event(s), {found['attempts']} attempt(s)"
     if all(found.values()):
-        report.check(label, True, f"the coordinator's writes land: for its work item {probe} (the doctor's probe) "
+        report.check(label, True, f"the coordinator's writes land: for its work item {probe} (a read of the doctor's) "
                                   f"connection {conn['IDBeaconConnection']} holds {held}")
         return
     causes = [c["Detail"] for c in report.data["Checks"] if not c["OK"]]
     cause = "see the failures above" if causes else SQLITE_CAUSE if str(conn["Type"]).lower() == "sqlite" else (
         "the databeacon's log names the failing requests")
-    detail = (f"the coordinator's writes do not land: for its work item {probe} (the doctor's probe) connection "
+    detail = (f"the coordinator's writes do not land: for its work item {probe} (a read of the doctor's) connection "
               f"{conn['IDBeaconConnection']} holds {held} ({cause})")
     switch_to = report.data["PersistenceBeacon"]
     if causes and report.repairable():
