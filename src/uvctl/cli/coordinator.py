@@ -348,7 +348,9 @@ def _print_doctor(report) -> None:
         click.echo(f"  note: {note}")
     if report["Healthy"]:
         click.echo("writes land: no problem found")
-    elif report["Repairable"]:
+        return
+    click.echo("writes do not land: see the FAIL lines")
+    if report["Repairable"]:
         click.echo("--repair can fix the problems marked with a repair fix")
 
 
