@@ -3,8 +3,9 @@
 A real meadow REST server (the meadowproxy tests' fixtures, their own session instance), the
 Ultravisor coordinator stub of ``uv_coordinator.py`` and databeacon stubs forwarding
 MeadowProxy requests to that server. The UV tables carry the extra columns Ultravisor's
-bridges send (databeacon-live.md §5.2), so a healthy setup is possible; a test drops one to
-see the doctor notice.
+bridges send (databeacon-live.md §5.2) and the coordinator stub sends rows that fit the
+schema (``fit_schema``), so a healthy setup is possible; a test drops a column, or sends
+1.3.24's shapes, to see the doctor notice.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def make_uv():
         # The live databeacon is a WebSocket beacon: pushed work is never stranded by the 500 ms
         # scheduler tick (ultravisor-mesh.md §6.2). Its HTTP-polling stand-in handles one item at a
         # time, so a slow EnsureSchema would let the tick strand the other bridge's: slow the tick.
-        return uv.UltravisorStub(**{"tick_ms": 60000, **options})
+        # Like the added columns: rows the UV schema takes, so writes can land (1.3.24's shapes
+        # cannot: a test sets fit_schema False to see that).
+        return uv.UltravisorStub(**{"tick_ms": 60000, "fit_schema": True, **options})
 
     yield from _meadowproxy.closing_factory(build)
 

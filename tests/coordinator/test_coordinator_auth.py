@@ -31,8 +31,8 @@ def test_login_caches_the_session_cookie_0600_and_later_commands_reuse_it(secure
     result = uvctl("coordinator", "login", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report == {"Coordinator": secured.url, "UserName": "ops", "LoggedIn": True, "SessionCached": True,
-                      "SessionFile": str(sessions_file(data_dir))}
+    assert report == {"Coordinator": secured.url, "LoginRequired": True, "UserName": "ops", "LoggedIn": True,
+                      "SessionCached": True, "SessionFile": str(sessions_file(data_dir))}
     assert stat.S_IMODE(sessions_file(data_dir).stat().st_mode) == 0o600
     cached = json.loads(sessions_file(data_dir).read_text())[secured.url]
     assert cached["SessionID"] in secured.sessions and cached["UserName"] == "ops"
@@ -98,3 +98,11 @@ def test_the_password_prompt_hides_the_input(secured, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Password for" in result.output and PASSWORD not in result.output
     assert secured.logins == 1
+
+
+def test_login_on_a_promiscuous_coordinator_asks_nothing(coordinator, uvctl, monkeypatch):
+    monkeypatch.delenv("UVCTL_COORDINATOR_USER", raising=False)
+    result = uvctl("coordinator", "login")
+    assert result.exit_code == 0, result.output
+    assert "is promiscuous" in result.stdout and "no login is needed" in result.stdout
+    assert "requires a login" not in result.output and coordinator.logins == 0

@@ -42,8 +42,8 @@ def test_assign_json_shape(coordinator, databeacon, uvctl):
     result = assign(uvctl, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"Coordinator", "Beacon", "Connection", "Notes"} | WATCH_KEYS
-    assert report["Notes"] == []
+    assert set(report) == {"Coordinator", "Beacon", "Connection", "Notes", "Problems"} | WATCH_KEYS
+    assert report["Notes"] == [] and report["Problems"] == []
     assert report["Coordinator"] == coordinator.url
     assert report["Beacon"] == {"Name": "uvdb", "BeaconID": databeacon.beacon_id}
     assert report["Connection"] == {"IDBeaconConnection": 1, "Name": "UV Test Persistence", "Type": "SQLite",

@@ -8,8 +8,8 @@ import pytest
 from uvctl.coordinator import EXIT_TIMEOUT, EXIT_UNHEALTHY
 
 UV_TABLES = ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt", "UVManifest")
-REPORT_KEYS = {"Coordinator", "State", "Status", "Beacon", "Connection", "Checks", "Notes", "Healthy", "Repairable",
-               "Repair"}
+REPORT_KEYS = {"Coordinator", "State", "Status", "Beacon", "Connection", "PersistenceBeacon", "Checks", "Notes",
+               "Healthy", "Repairable", "RepairKind", "Repair"}
 
 
 def doctor(uvctl, *extra):
@@ -29,6 +29,7 @@ def bootstrapped(coordinator, databeacon, uvctl):
 
 
 def test_a_healthy_assignment(bootstrapped, uvctl):
+    bootstrapped.received.clear()  # assign ran the same checks
     result, report = doctor(uvctl)
     assert result.exit_code == 0, result.output
     assert set(report) == REPORT_KEYS and report["Repair"] is None
@@ -37,13 +38,16 @@ def test_a_healthy_assignment(bootstrapped, uvctl):
     checks = [c["Check"] for c in report["Checks"]]
     assert checks[:3] == ["assignment", "beacon", "connection"]
     assert [f"read {t}" for t in UV_TABLES] == [c for c in checks if c.startswith("read ")]
-    assert checks[-1] == "coordinator bridge read"
+    assert checks[-2:] == ["coordinator bridge read", "writes land"]
+    assert "holds 1 work-item row(s), 3 event(s), 1 attempt(s)" in report["Checks"][-1]["Detail"]
     reads = [s["Path"] for c, a, s in bootstrapped.received if a == "Request" and s.get("RemoteUser") == "uvctl-doctor"]
     assert reads == [f"/1.0/uv-test-persistence/{t}s/0/1" for t in UV_TABLES]
-    assert [n.split(",")[0] for n in report["Notes"]] == [
-        "Ultravisor 1.3.24 writes a manifest with a POST each time", "on SQLite"]
+    # Each DataBeaconAccess read is a work item the real coordinator mirrors: few of them.
+    mirrored = [a for c, a, s in bootstrapped.received if c == "DataBeaconAccess"]
+    assert mirrored == ["ListConnections", "QueryTable", "QueryTable", "QueryTable", "QueryTable"]
+    assert [n.split(",")[0] for n in report["Notes"]] == ["Ultravisor 1.3.24 writes a manifest with a POST each time"]
     text = uvctl("coordinator", "persistence", "doctor").stdout
-    assert "writes can land: no problem found" in text and "  note: on SQLite" in text
+    assert "writes land: no problem found" in text
 
 
 def test_nothing_assigned(coordinator, uvctl):
@@ -69,14 +73,20 @@ def test_ultravisor_restart_stale_beacon_id_then_allowlist_refusals_then_repair(
     assert report["Beacon"] == {"Name": "uvdb", "BeaconID": new_id}
 
     # What an operator does first: assign again. The coordinator now says bootstrapped, but the
-    # databeacon answered "already enabled" without an EndpointBase: its paths are unhashed.
-    assert uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "1").exit_code == 0
+    # databeacon answered "already enabled" without an EndpointBase: its paths are unhashed,
+    # and assign says so instead of reporting success.
+    again = uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "1")
+    assert again.exit_code == EXIT_UNHEALTHY
+    assert f"bootstrapped, but writes do not land (after a coordinator restart (the assignment still named {old_id}" \
+        in again.stderr and "doctor --repair" in again.stderr and len(again.stderr.splitlines()) == 1
     assert coordinator.endpoint_base["Queue"][new_id]["UVQueueWorkItem"] == "/1.0/UVQueueWorkItem"
     result, report = doctor(uvctl)
     assert result.exit_code == EXIT_UNHEALTHY and report["State"] == "bootstrapped"
     bridge = failing(report)["coordinator bridge read"]
     assert "allowlist" in bridge["Detail"] and bridge["Repairable"] and report["Repairable"]
-    assert list(failing(report)) == ["coordinator bridge read"]
+    assert "the bootstrap after the Assign at " in bridge["Detail"] and "Ultravisor restart" not in bridge["Detail"]
+    assert list(failing(report)) == ["coordinator bridge read", "writes land"]
+    assert "holds 0 work-item row(s), 0 event(s), 0 attempt(s)" in failing(report)["writes land"]["Detail"]
 
     refused = uvctl("coordinator", "persistence", "doctor", "--repair")
     assert refused.exit_code == 2 and "--yes" in refused.stderr
@@ -95,7 +105,7 @@ def test_repair_straight_from_a_stale_beacon_id(coordinator, bootstrapped, uvctl
     result = uvctl("coordinator", "persistence", "doctor", "--repair", "--yes")
     assert result.exit_code == 0, result.output
     assert "repair: DisableEndpoint UVQueueWorkItem" in result.stdout
-    assert "writes can land: no problem found" in result.stdout.split("after the repair:")[1]
+    assert "writes land: no problem found" in result.stdout.split("after the repair:")[1]
     assert coordinator.statuses()["Queue"]["AssignedBeaconID"] == new_id
 
 

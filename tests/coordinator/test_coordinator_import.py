@@ -101,14 +101,15 @@ def test_meadowproxy_mode_reads_through_the_databeacon(coordinator, databeacon, 
     with sqlite3.connect(meadow.db_file) as conn:
         conn.execute("INSERT INTO UVQueueWorkItem (WorkItemHash, Status, EnqueuedAt) VALUES ('wi-remote-1', 'Complete', "
                      "'2026-11-26T22:00:00.000Z')")
+        rows = conn.execute("SELECT COUNT(*) FROM UVQueueWorkItem").fetchone()[0]  # with assign's own probes
     report = import_json(uvctl, coordinator.url)
-    assert report["Read"]["WorkItems"] == 1 and report["Notes"] == []
+    assert report["Read"]["WorkItems"] == rows and report["Notes"] == []
     with Journal.open() as journal:
         assert journal.get_work_item("wi-remote-1")["Status"] == "Complete"
 
     coordinator.restart()  # the restart defect: the bridge's reads are refused; only live items come
     databeacon.reregister()
-    assert uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "1").exit_code == 0
+    assert uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "1").exit_code == 8
     report = import_json(uvctl, coordinator.url)
     assert report["Read"]["WorkItems"] == 0 and "History: null" in report["Notes"][0]
 
@@ -127,3 +128,28 @@ def test_secured_coordinator_and_bad_input(make_uv, uvctl, monkeypatch):
     assert neither.exit_code == 2 and "--coordinator URL" in neither.stderr
     secret = uvctl("journal", "import", "--coordinator", "http://ops:pw-123456@127.0.0.1:9")
     assert secret.exit_code == 2 and "pw-123456" not in secret.output
+
+
+def test_import_says_what_a_broken_history_route_left_out(coordinator, uvctl):
+    coordinator.history_defect = True
+    coordinator.history.append({"WorkItemHash": "wi-done-1", "Status": "Complete", "EnqueuedAt": "2026-11-26T22:00:00Z"})
+    coordinator.live_items.append({"WorkItemHash": "wi-live-1", "Status": "Running", "Capability": "Shell",
+                                   "EnqueuedAt": "2026-11-26T23:00:00.000Z", "Settings": {}})
+    result = uvctl("journal", "import", "--coordinator", coordinator.url, "--json")
+    assert result.exit_code == 0, result.output
+    (note,) = json.loads(result.stdout)["Notes"]
+    assert "History: null" in note and "finished work items and their events were not imported" in note
+    assert "only its 1 live work item(s) and its manifests" in note
+    assert "'uvctl journal import DATA_DIR' reads the same history from the coordinator's disk" in note
+    assert "doctor" not in note  # nothing is assigned: the doctor has nothing to say
+    assert f"uvctl: note: {note}" in result.stderr
+
+
+def test_import_says_what_an_empty_history_route_left_out(coordinator, databeacon, uvctl):
+    coordinator.fit_schema = False  # 1.3.24: no work-item row lands, so the route answers []
+    uvctl("coordinator", "persistence", "assign", "--beacon", "uvdb", "--connection", "1")
+    result = uvctl("journal", "import", "--coordinator", coordinator.url, "--json", "--no-manifests")
+    assert result.exit_code == 0, result.output
+    (note,) = json.loads(result.stdout)["Notes"]
+    assert "returned no work items" in note and "only its 0 live work item(s))" in note
+    assert "uvctl journal import DATA_DIR" in note and "persistence doctor" in note

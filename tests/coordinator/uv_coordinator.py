@@ -21,7 +21,7 @@ databeacon-live.md §2 and §6 exactly:
   "already enabled" (the live restart defect); a failed step sets ``LastError``
   ``<Step> failed: <reason>``;
 - the read routes: ``GET /Beacon/Queue[?include=history&limit=N]`` → ``{Summary, Items,
-  History}`` — in MeadowProxy mode (a bridge assigned) the history is one MeadowProxy GET of
+  History}`` — in MeadowProxy mode (see below) the history is one MeadowProxy GET of
   ``<cached base>s/0/250`` routed by ``queue-persistence`` and ``null`` when it fails,
   otherwise the local store's rows (``limit`` clamped to 1..5000); ``GET
   /Beacon/Work/<hash>/Events`` → ``{WorkItemHash, Events}`` (at most 500, 404 unknown);
@@ -29,7 +29,24 @@ databeacon-live.md §2 and §6 exactly:
   manifest or 404. Events and manifests are served from the local store only;
 - :meth:`UltravisorStub.restart`: every beacon deregistered (they come back with new
   BeaconIDs), sessions and in-memory bootstrap state lost, the assignment kept (it is in
-  ``persistence-assignment.json``).
+  ``persistence-assignment.json``);
+- the mirroring of every work item whose Capability is not a meta one (bridges §1: not
+  QueuePersistence, ManifestStore, MeadowProxy, DataBeaconSchema, DataBeaconManagement)
+  while the Queue bridge is in MeadowProxy mode (assigned *and* bootstrapped, bridges §3;
+  the assigned beacon need not be online, so a restarted databeacon still gets them, live
+  §6): the upsert, the enqueued and dispatched events, the attempt, the completed event, the
+  complete update and the attempt outcome as ``MeadowProxy/Request`` items routed by
+  ``queue-persistence`` with ``RemoteUser: ultravisor-system`` (bridges §5.2-5.3, mesh §5.3),
+  in the shapes of live §5.1: the work item with every UV column plus
+  ``RequireAffinityMatch`` and ``CreatedAt``, ``Settings`` and ``Payload`` as JSON objects,
+  nulls and booleans as they are, events without EventGUID/Seq/EmittedAt; updates as a
+  FilteredTo lookup and a PUT by ID only when the row was found. ``fit_schema=True`` is
+  *not* 1.3.24: it sends what the UV schema takes (objects as JSON text, no nulls, booleans
+  as 0/1, a fresh EventGUID with Seq and EmittedAt), so that a test can see writes land. Upstream sends them fire-and-forget as the item moves; the stub sends them
+  before it answers the dispatch, so a test never races them;
+- ``history_defect``: the local store's history read fails as 1.3.24's does (bridges §7:
+  ``OrderBy: '-EnqueuedAt'`` is read as a column name; live: ``no such column:
+  -EnqueuedAt``), answering ``History: null``.
 
 :class:`UVDataBeacon` extends ``DataBeaconStub`` (databeacon.md §4-5) with whole-connection
 Introspect, ListTables, QueryTable (SELECT only, on the meadow server's SQLite file),
@@ -44,6 +61,7 @@ import re
 import sqlite3
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, unquote
 
@@ -53,6 +71,8 @@ UV_PATTERN = "^/?1\\.0/[^/]+/UV[A-Za-z0-9]*"
 BRIDGE_TABLES = {"Queue": ("UVQueueWorkItem", "UVQueueWorkItemEvent", "UVQueueWorkItemAttempt"),
                  "Manifest": ("UVManifest",)}
 BOOTSTRAP_KEYS = {"Queue": "queue-persistence-bootstrap", "Manifest": "manifest-store-bootstrap"}
+#: Capabilities whose work items are never mirrored into persistence (bridges §1, COORD:142-149).
+META_CAPABILITIES = {"QueuePersistence", "ManifestStore", "MeadowProxy", "DataBeaconSchema", "DataBeaconManagement"}
 
 
 def _now() -> str:
@@ -81,6 +101,9 @@ class UltravisorStub(CoordinatorStub):
         self.live_items: list[dict] = []
         self.logins = 0
         self.requests: list[str] = []
+        self.fit_schema = options.pop("fit_schema", False)
+        self.history_defect = options.pop("history_defect", False)
+        self.mirrored: list[tuple[str, str, int]] = []  # (method, path, Outputs.Status or 0 for a refusal)
         super().__init__(**options)
 
     # -- persistence state machine ----------------------------------------------------
@@ -199,6 +222,80 @@ class UltravisorStub(CoordinatorStub):
                 self.bootstrapped_at[bridge] = None
                 self.endpoint_base[bridge].clear()
 
+    # -- mirroring into persistence -----------------------------------------------------
+
+    def _meadowproxy_bases(self) -> dict | None:
+        """The Queue bridge's cached endpoint bases in MeadowProxy mode, else None (bridges §3)."""
+        with self.lock:
+            entry = self.assignment["Queue"]
+            if entry is None or entry["BeaconID"] not in self.bootstrapped["Queue"]:
+                return None
+            return dict(self.endpoint_base["Queue"].get(entry["BeaconID"], {}))
+
+    def _dispatch(self, body: dict):
+        code, data = super()._dispatch(body)
+        bases = self._meadowproxy_bases() if body.get("Capability") not in META_CAPABILITIES else None
+        if bases is not None and data.get("WorkItemHash"):
+            self._mirror(bases, body, data["WorkItemHash"])
+        return code, data
+
+    def _proxy(self, method: str, path: str, record: dict | None = None):
+        settings = {"Method": method, "Path": path, "RemoteUser": "ultravisor-system"}
+        if record is not None:
+            settings["Body"] = json.dumps(self._fit(record))
+        code, data = super()._dispatch({"Capability": "MeadowProxy", "Action": "Request", "Settings": settings,
+                                        "AffinityKey": "queue-persistence", "TimeoutMs": 5000})
+        status = (data.get("Outputs") or {}).get("Status", 0) if code == 200 else 0
+        self.mirrored.append((method, path, status))
+        return status, (data.get("Outputs") or {}).get("Body")
+
+    def _fit(self, record: dict) -> dict:
+        """``record`` as 1.3.24 sends it, or (``fit_schema``) as the UV schema takes it."""
+        if not self.fit_schema:
+            return record
+        fit = {k: json.dumps(v) if isinstance(v, dict) else int(v) if isinstance(v, bool) else "" if v is None else v
+               for k, v in record.items()}
+        if "EventType" in fit:
+            fit.update({"EventGUID": str(uuid.uuid4()), "Seq": next(self.counter), "EmittedAt": _now()})
+        return fit
+
+    def _mirror(self, bases: dict, body: dict, work_hash: str) -> None:
+        item_base = bases.get("UVQueueWorkItem", "/1.0/UVQueueWorkItem")
+        event_base = bases.get("UVQueueWorkItemEvent", "/1.0/UVQueueWorkItemEvent")
+        attempt_base = bases.get("UVQueueWorkItemAttempt", "/1.0/UVQueueWorkItemAttempt")
+        now = _now()
+        item = {"WorkItemHash": work_hash, "RunID": "", "RunHash": "", "NodeHash": "", "OperationHash": "",
+                "Capability": body["Capability"], "Action": body.get("Action") or "Execute",
+                "Settings": dict(body.get("Settings") or {}), "AffinityKey": body.get("AffinityKey") or "",
+                "Priority": 0, "Status": "Pending", "AssignedBeaconID": "", "TimeoutMs": int(body.get("TimeoutMs") or 0),
+                "MaxAttempts": 1, "AttemptNumber": 0, "RetryBackoffMs": 0, "EnqueuedAt": now, "DispatchedAt": None,
+                "CompletedAt": None, "CancelRequested": False, "LastError": "", "Health": None, "Result": "",
+                "RequireAffinityMatch": False, "CreatedAt": now}
+        def event(kind, before, after):
+            return {"WorkItemHash": work_hash, "RunID": "", "EventType": kind, "FromStatus": before, "ToStatus": after,
+                    "Payload": {"At": now}}
+
+        self._proxy("POST", item_base, item)
+        self._proxy("POST", event_base, event("enqueued", "", "Assigned"))
+        self._proxy("POST", event_base, event("dispatched", "Assigned", "Running"))
+        self._proxy("POST", attempt_base, {"WorkItemHash": work_hash, "AttemptNumber": 1, "BeaconID": "",
+                                           "DispatchedAt": now, "Outcome": "Dispatched"})
+        self._proxy("POST", event_base, event("completed", "Running", "Complete"))
+        self._update(item_base, "IDUVQueueWorkItem", f"FBV~WorkItemHash~EQ~{work_hash}",
+                     {"Status": "Complete", "CompletedAt": now})
+        self._update(attempt_base, "IDUVQueueWorkItemAttempt",
+                     f"FBV~WorkItemHash~EQ~{work_hash}~FBV~AttemptNumber~EQ~1", {"Outcome": "Complete", "CompletedAt": now})
+
+    def _update(self, base: str, key: str, terms: str, patch: dict) -> None:
+        """A bridge update: the FilteredTo lookup, then a PUT by ID only when a row was found (bridges §5.2)."""
+        status, text = self._proxy("GET", f"{base}s/FilteredTo/{terms}")
+        try:
+            rows = json.loads(text) if status == 200 and text else []
+        except ValueError:
+            rows = []
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+            self._proxy("PUT", base, {**patch, key: rows[0].get(key)})
+
     # -- read routes -----------------------------------------------------------------------
 
     def _queue(self, query: dict):
@@ -206,9 +303,9 @@ class UltravisorStub(CoordinatorStub):
         summary = {"Total": len(items)}
         if query.get("include", [""])[0] != "history":
             return 200, {"Summary": summary, "Items": items, "History": None}
-        entry = self.assignment["Queue"]
-        if entry is not None:  # MeadowProxy mode: one read through the databeacon, whatever the limit
-            base = self.endpoint_base["Queue"].get(entry["BeaconID"], {}).get("UVQueueWorkItem", "/1.0/UVQueueWorkItem")
+        bases = self._meadowproxy_bases()
+        if bases is not None:  # MeadowProxy mode: one read through the databeacon, whatever the limit
+            base = bases.get("UVQueueWorkItem", "/1.0/UVQueueWorkItem")
             code, data = self._dispatch({"Capability": "MeadowProxy", "Action": "Request", "AffinityKey": "queue-persistence",
                                          "TimeoutMs": 5000, "Settings": {"Method": "GET", "Path": base + "s/0/250",
                                                                          "RemoteUser": "ultravisor-system"}})
@@ -220,6 +317,8 @@ class UltravisorStub(CoordinatorStub):
                 except ValueError:
                     history = None
             return 200, {"Summary": summary, "Items": items, "History": history}
+        if self.history_defect:
+            return 200, {"Summary": summary, "Items": items, "History": None}
         try:
             limit = int(query.get("limit", ["200"])[0]) or 200
         except ValueError:

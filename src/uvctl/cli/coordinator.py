@@ -13,9 +13,10 @@ import click
 from .output import emit, emit_json, json_option
 
 _EXIT_CODES = """\b
-Exit codes: 0 bootstrapped, 4 the databeacon is not registered or does not answer,
-5 a bridge reached 'error', 6 timed out (still waiting-for-beacon or bootstrapping),
-7 nothing assigned (status --watch), 2 bad input, 3 coordinator unreachable."""
+Exit codes: 0 bootstrapped and writes land, 4 the databeacon is not registered or does not
+answer, 5 a bridge reached 'error', 6 timed out (still waiting-for-beacon or bootstrapping),
+7 nothing assigned (status --watch), 8 bootstrapped but the doctor's checks fail (assign),
+2 bad input (also a connection sharing its route hash), 3 coordinator unreachable."""
 
 
 def coordinator_options(func):
@@ -72,6 +73,10 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
         emit_json(report)
     elif report["ExitCode"] == 0:
         click.echo(success_text)
+    elif report["Outcome"] == "writes-fail":
+        first = report["Problems"][0]
+        click.echo(f"uvctl: bootstrapped, but writes do not land (after {report['Trigger']}): {first['Check']}: "
+                   f"{first['Detail']}; fix: {first['Fix'] or 'see uvctl coordinator persistence doctor'}", err=True)
     else:
         status = describe(report["Status"])
         reason = {"error": f"a bridge failed: {status}",
@@ -100,17 +105,22 @@ def login_command(coordinator_url, user, as_json):
     """Log in (POST /1.0/Authenticate) and cache the session cookie.
 
     The password comes from $UVCTL_COORDINATOR_PASSWORD or a hidden prompt, never an option.
+    A promiscuous coordinator (AuthEnabled false in /status) needs none: nothing is asked.
     The cookie is kept (mode 0600) in coordinator-sessions.json in the data dir; the other
     commands send it, and log in again by themselves when it has expired.
     """
     coordinator = _open(coordinator_url, user)
     with coordinator:
-        coordinator.login()
-    result = {"Coordinator": coordinator.display_url, "UserName": coordinator.username, "LoggedIn": True,
+        required = coordinator.auth_enabled() is not False
+        if required:
+            coordinator.login()
+    result = {"Coordinator": coordinator.display_url, "LoginRequired": required,
+              "UserName": coordinator.username if required else None, "LoggedIn": required,
               "SessionCached": coordinator.sessions.get(coordinator.base_url) is not None,
               "SessionFile": str(coordinator.sessions.path)}
     emit(result, as_json, lambda r: click.echo(
-        f"logged in to {r['Coordinator']} as {r['UserName']}; session cached in {r['SessionFile']}"))
+        f"logged in to {r['Coordinator']} as {r['UserName']}; session cached in {r['SessionFile']}" if required else
+        f"{r['Coordinator']} is promiscuous (its /status says AuthEnabled false): no login is needed"))
 
 
 @coordinator_group.command("beacons")
@@ -187,7 +197,8 @@ def assign_command(beacon, connection, wait, timeout, coordinator_url, user, as_
 
     The name is resolved to the beacon's current BeaconID (they change on every reconnect),
     its capabilities and the connection are checked, then POST /Ultravisor/Persistence/Assign.
-    With --wait each state change is shown on one live line.
+    With --wait each state change is shown on one live line, and once bootstrapped the
+    doctor's checks run: success only when the coordinator's writes land.
     """
     from ..coordinator.assign import assign_by_name
 
@@ -271,18 +282,20 @@ def clear_command(coordinator_url, user, as_json):
 Exit codes: 0 healthy, 8 problems found (after --repair: problems left), 4 the databeacon
 does not answer, 5/6 the repair's bootstrap failed / timed out, 2 bad input.""")
 @click.option("--repair", is_flag=True,
-              help="Apply the fix that worked live: disable the UV endpoints, clear, assign the current BeaconID again.")
+              help="Apply the fix that worked live: disable the UV endpoints, clear, assign the current BeaconID "
+                   "again; or, when only the persistence beacon can land the writes and it runs, clear the assignment.")
 @click.option("--yes", is_flag=True, help="Do not ask before --repair (for scripts).")
 @click.option("--timeout", default=90.0, show_default=True, type=click.FloatRange(min=0),
               help="Seconds the repair waits for the bootstrap.")
 @coordinator_options
 def doctor_command(repair, yes, timeout, coordinator_url, user, as_json):
-    """Check that the coordinator's persistence writes can really land.
+    """Check that the coordinator's persistence writes really land.
 
     A coordinator can say 'bootstrapped' while every write fails (stale BeaconID after a
-    restart, paths the MeadowProxy allowlist refuses, missing columns). The doctor sends one
-    harmless read through the databeacon's MeadowProxy per UV table, checks the columns and
-    the coordinator's own bridge read, and says what is broken in plain words.
+    restart, paths the MeadowProxy allowlist refuses, missing columns, values SQLite cannot
+    bind). The doctor sends one harmless read through the databeacon's MeadowProxy per UV
+    table, checks the columns and the coordinator's own bridge read, then looks for the rows
+    the coordinator wrote for its own probe read; exit 0 only when they landed.
     """
     from ..coordinator import EXIT_OK, EXIT_UNHEALTHY, doctor
     from ..errors import UsageError
@@ -296,9 +309,7 @@ def doctor_command(repair, yes, timeout, coordinator_url, user, as_json):
             if not yes:
                 if not sys.stdin.isatty():
                     raise UsageError("--repair changes the coordinator's assignment: confirm on a terminal or pass --yes")
-                click.confirm(f"Disable the UV endpoints of connection {report['Connection']['IDBeaconConnection']} on "
-                              f"{report['Beacon']['Name']!r}, clear the assignment and assign "
-                              f"{report['Beacon']['BeaconID']} again?", abort=True, err=True)
+                click.confirm(_repair_question(report), abort=True, err=True)
             live = _LiveLine(enabled=not as_json)
             try:
                 fixed = doctor.repair(coordinator, report, timeout=timeout, on_change=live.on_change)
@@ -313,10 +324,18 @@ def doctor_command(repair, yes, timeout, coordinator_url, user, as_json):
     if as_json:
         emit_json({**report, "Repair": fixed})
     if fixed is not None:
-        code = fixed["Watch"]["ExitCode"] or (EXIT_OK if fixed["After"]["Healthy"] else EXIT_UNHEALTHY)
+        code = (fixed["Watch"] or {}).get("ExitCode") or (EXIT_OK if fixed["After"]["Healthy"] else EXIT_UNHEALTHY)
     else:
         code = EXIT_OK if report["Healthy"] else EXIT_UNHEALTHY
     click.get_current_context().exit(code)
+
+
+def _repair_question(report) -> str:
+    if report["RepairKind"] == "switch":
+        return (f"Clear the MeadowProxy assignment, so that the coordinator writes to the persistence beacon "
+                f"{report['PersistenceBeacon']!r}?")
+    return (f"Disable the UV endpoints of connection {report['Connection']['IDBeaconConnection']} on "
+            f"{report['Beacon']['Name']!r}, clear the assignment and assign {report['Beacon']['BeaconID']} again?")
 
 
 def _print_doctor(report) -> None:
@@ -328,8 +347,10 @@ def _print_doctor(report) -> None:
     for note in report["Notes"]:
         click.echo(f"  note: {note}")
     if report["Healthy"]:
-        click.echo("writes can land: no problem found")
-    elif report["Repairable"]:
+        click.echo("writes land: no problem found")
+        return
+    click.echo("writes do not land: see the FAIL lines")
+    if report["Repairable"]:
         click.echo("--repair can fix the problems marked with a repair fix")
 
 

@@ -67,6 +67,13 @@ class ConsoleCoordinator(Coordinator):
         if session:
             self.sessions.save(self.base_url, session, self.username)
 
+    def auth_enabled(self) -> bool | None:
+        """``AuthEnabled`` of ``GET /status`` (mesh reference §1.8): False on a promiscuous coordinator."""
+        response = self._request("GET", "/status")
+        data = self._json(response)
+        value = data.get("AuthEnabled") if response.status_code == 200 and isinstance(data, dict) else None
+        return value if isinstance(value, bool) else None
+
     def _ask(self, what: str, hide: bool) -> str:
         if not self.interactive:
             raise UvctlError(

@@ -25,15 +25,20 @@ class BeaconOffline(UvctlError):
     exit_code = EXIT_NO_BEACON
 
 
-def route_hash(name, connection_id) -> str:
-    """The route hash a databeacon gives connection ``connection_id`` called ``name``."""
+def _routes():
+    # The route-hash rules live in the meadowproxy distribution (its backend applies them too).
     try:
-        from uvctl_meadowproxy.routes import route_hash_for
+        from uvctl_meadowproxy import routes
     except ImportError:
         raise UvctlError(
             "uvctl coordinator needs the meadowproxy plugin (route hashes); install plugins/meadowproxy"
         ) from None
-    return route_hash_for(name, connection_id)
+    return routes
+
+
+def route_hash(name, connection_id) -> str:
+    """The route hash a databeacon gives connection ``connection_id`` called ``name``."""
+    return _routes().route_hash_for(name, connection_id)
 
 
 def endpoint_base(hash_: str, table: str) -> str:
@@ -80,8 +85,14 @@ def require_databeacon(record: dict) -> None:
 
 def ask(coordinator, name: str, capability: str, action: str, settings: dict, timeout_ms: int) -> dict:
     """Dispatch one work item to the beacon called ``name``; a BeaconOffline when it does not answer."""
+    return ask_item(coordinator, name, capability, action, settings, timeout_ms)[1]
+
+
+def ask_item(coordinator, name: str, capability: str, action: str, settings: dict,
+             timeout_ms: int) -> tuple[str | None, dict]:
+    """:func:`ask`, also giving the work item's ``WorkItemHash``."""
     try:
-        return coordinator.dispatch(capability, action, settings, name, timeout_ms=timeout_ms)
+        return coordinator.dispatch_item(capability, action, settings, name, timeout_ms=timeout_ms)
     except DispatchTimeout:
         raise BeaconOffline(
             f"beacon {name!r} is registered with the coordinator at {coordinator.display_url} but did not "
@@ -128,13 +139,26 @@ def _tables(coordinator, name: str, conn_id, timeout_ms: int) -> dict:
 
 
 def connection(coordinator, name: str, connection_id: int, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> dict:
-    """The connection ``connection_id`` of databeacon ``name``; a UsageError listing the others."""
+    """The connection ``connection_id`` of databeacon ``name``; a UsageError listing the others.
+
+    ``SharesRouteWith`` lists the other connections with the same route hash.
+    """
     rows = connections(coordinator, name, timeout_ms, probe=False)
     for row in rows:
         if str(row["IDBeaconConnection"]) == str(connection_id):
-            return row
+            clashes = _routes().route_hash_clashes(rows, connection_id)
+            return {**row, "SharesRouteWith": [f"{r['IDBeaconConnection']} {r['Name']!r}" for r in clashes]}
     known = ", ".join(f"{r['IDBeaconConnection']} ({r['Name']})" for r in rows) or "none"
     raise UsageError(
         f"databeacon {name!r} has no connection {connection_id} (it has: {known}); "
         f"see 'uvctl coordinator connections --beacon {name}'"
     )
+
+
+def route_clash(conn: dict) -> str | None:
+    """Why a connection that shares its route hash cannot hold the persistence (None when it does not)."""
+    if not conn.get("SharesRouteWith"):
+        return None
+    return (f"connection {conn['IDBeaconConnection']} {conn['Name']!r} has the route hash {conn['RouteHash']!r} of "
+            f"connection {', '.join(conn['SharesRouteWith'])} too: the databeacon serves both under "
+            f"/1.0/{conn['RouteHash']}/ and writes can land in the other database; rename one of them")

@@ -7,7 +7,9 @@ work items (the bridge's history plus the scheduler's live items), ``GET
 ``/Beacon/Queue`` has no offset, only ``limit`` (clamped to 5000 by the local store; 250 rows
 whatever the limit in MeadowProxy mode). So pages grow — 500, 1000, 2000, 4000, 5000 rows —
 until one comes back short; a full last page is reported in ``Notes`` (the rest is only
-reachable through the data directory: ``uvctl journal import <data dir>``).
+reachable through the data directory: ``uvctl journal import <data dir>``), and so is a
+history route that fails (1.3.24's local store answers ``History: null``: it reads
+``-EnqueuedAt`` as a column) or answers nothing.
 
 The import is idempotent and all or nothing (one journal transaction): work items and
 manifests are skipped when unchanged; events get the EventGUID they carry or a deterministic
@@ -27,6 +29,7 @@ from .normalize import normalize_action
 from .sources import IMPORT_NAMESPACE, without_queue_metadata  # shared with the data-directory import
 
 FIRST_PAGE = 500
+DATA_DIR_HINT = "'uvctl journal import DATA_DIR' reads the same history from the coordinator's disk"
 #: Which work-item timestamp dates an event that carries none (the local store keeps no event time).
 EVENT_TIME = {"enqueued": "EnqueuedAt", "dispatched": "DispatchedAt", "completed": "CompletedAt",
               "failed": "CompletedAt", "stalled": "CompletedAt", "canceled": "CanceledAt"}
@@ -34,7 +37,7 @@ EVENT_TIME = {"enqueued": "EnqueuedAt", "dispatched": "DispatchedAt", "completed
 
 def read_coordinator(coordinator, manifests: bool = True, progress=None) -> tuple[list, dict]:
     """The bridge actions recreating the coordinator's history, and a read report."""
-    items, notes, pages = _work_items(coordinator)
+    items, notes, pages = _work_items(coordinator, manifests)
     actions = []
     counts = defaultdict(int)
     for item in items:
@@ -64,7 +67,7 @@ def read_coordinator(coordinator, manifests: bool = True, progress=None) -> tupl
     return actions, report
 
 
-def _work_items(coordinator) -> tuple[list[dict], list[str], int]:
+def _work_items(coordinator, manifests: bool = True) -> tuple[list[dict], list[str], int]:
     """Every work item the coordinator serves (history, then live items not in it), oldest first."""
     by_hash: dict = {}
     notes: list[str] = []
@@ -75,9 +78,8 @@ def _work_items(coordinator) -> tuple[list[dict], list[str], int]:
         pages += 1
         history = snapshot.get("History")
         live = [i for i in snapshot.get("Items") or [] if isinstance(i, dict) and i.get("WorkItemHash")]
-        if history is None:
-            notes.append("the coordinator could not read its history through its Queue bridge (History: null); "
-                         "only its live work items were imported — see 'uvctl coordinator persistence doctor'")
+        if history is None or (pages == 1 and not history):
+            notes.append(_missing_history(coordinator, history, len(live), manifests))
             break
         for row in history:
             if isinstance(row, dict) and row.get("WorkItemHash"):
@@ -94,6 +96,21 @@ def _work_items(coordinator) -> tuple[list[dict], list[str], int]:
     items = sorted(by_hash.values(), key=lambda r: (str(r.get("EnqueuedAt") or r.get("CreatedAt") or ""),
                                                     str(r["WorkItemHash"])))
     return items, notes, pages
+
+
+def _missing_history(coordinator, history, live: int, manifests: bool) -> str:
+    """What a broken or empty history route leaves out, and where the same history is."""
+    got = f"only its {live} live work item(s)" + (" and its manifests" if manifests else "")
+    if history is None:
+        text = (f"the coordinator's history route failed (History: null): its finished work items and their events "
+                f"were not imported, {got}; {DATA_DIR_HINT}")
+    else:
+        text = (f"the coordinator's history route returned no work items: if it has run work, its finished work "
+                f"items and their events were not imported ({got}); {DATA_DIR_HINT}")
+    statuses = persistence.status(coordinator)
+    if any(statuses[b].get("AssignedBeaconID") for b in persistence.BRIDGES):
+        text += "; its persistence is assigned to a databeacon: 'uvctl coordinator persistence doctor' says why"
+    return text
 
 
 def _event_action(item: dict, index: int, event: dict):

@@ -213,6 +213,11 @@ class Coordinator:
         within ``timeout_ms``), WorkError (the beacon reported an error, or lacks the
         capability), CoordinatorUnavailable, or MeshError.
         """
+        return self.dispatch_item(capability, action, settings, beacon, timeout_ms)[1]
+
+    def dispatch_item(self, capability: str, action: str, settings: dict, beacon: str,
+                      timeout_ms: int = 30000) -> tuple[str | None, dict]:
+        """:meth:`dispatch`, also giving the work item's ``WorkItemHash``."""
         self.require_beacon(beacon)
         request = {
             "Capability": capability,
@@ -230,7 +235,7 @@ class Coordinator:
             outputs = outputs if isinstance(outputs, dict) else {}
             if outputs.get("ExitCode") == -1 and str(outputs.get("StdOut", "")).startswith("Unknown capability"):
                 raise WorkError(f"beacon {beacon!r} does not provide {capability}/{action}")
-            return outputs
+            return data.get("WorkItemHash"), outputs
         error = str(data.get("Error") or f"HTTP {response.status_code}")
         if response.status_code == 500 and "timed out" in error:
             self._beacon_seen.pop(beacon, None)

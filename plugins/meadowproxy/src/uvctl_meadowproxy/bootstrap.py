@@ -71,13 +71,8 @@ def _mesh(backend) -> dict:
     rows = config.list_connections(transport)
     hash_ = backend.options.get("RouteHash") or config.hash_of_connection(transport, connection, rows)
     config.session(backend)["route_hash"] = hash_
-    # Two connections whose names sanitize alike share routes: the databeacon then serves
-    # one connection's requests from the other's database while reporting success.
-    clash = [
-        f"{row.get('IDBeaconConnection')} {row.get('Name')!r}" for row in rows
-        if str(row.get("IDBeaconConnection")) != str(connection)
-        and routes.route_hash_for(row.get("Name"), row.get("IDBeaconConnection")) == hash_
-    ]
+    clash = [f"{row.get('IDBeaconConnection')} {row.get('Name')!r}"
+             for row in routes.route_hash_clashes(rows, connection, hash_)]
     if clash:
         raise StepFailed(
             f"route hash {hash_!r} of connection {connection} is also the route hash of connection "

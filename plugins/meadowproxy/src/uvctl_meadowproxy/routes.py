@@ -67,6 +67,22 @@ def route_hash_for(name, connection_id) -> str:
         return f"conn-{connection_id}"
 
 
+def route_hash_clashes(rows, connection, hash_: str | None = None) -> list[dict]:
+    """The other connections of ``rows`` (a databeacon's ListConnections) sharing ``connection``'s route hash.
+
+    ``hash_`` defaults to the hash of ``connection``'s own row. A databeacon serves such
+    connections under one route and answers one's requests from the other's database while
+    reporting success (databeacon-live.md §7).
+    """
+    if hash_ is None:
+        mine = [row for row in rows if str(row.get("IDBeaconConnection")) == str(connection)]
+        if not mine:
+            return []
+        hash_ = route_hash_for(mine[0].get("Name"), connection)
+    return [row for row in rows if str(row.get("IDBeaconConnection")) != str(connection)
+            and route_hash_for(row.get("Name"), row.get("IDBeaconConnection")) == hash_]
+
+
 def check_route_hash(value: str) -> str:
     """``value`` when it is a valid route hash, else a UsageError suggesting the fix."""
     if value == "" or ROUTE_HASH_RE.match(value):
