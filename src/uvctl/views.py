@@ -19,6 +19,7 @@ import base64
 import json
 import re
 import tempfile
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -133,10 +134,11 @@ class Views:
 
     # ------------------------------------------------------------------ work items
     def list_work_items(self, status=None, since=None, run=None, operation=None, limit=DEFAULT_LIMIT, after=None) -> dict:
-        """``{Source, WorkItems, Next, Limit}``: a page of work items, newest first."""
+        """``{Source, WorkItems, Next, Limit, Since}``: a page of work items, newest first
+        (``Since`` is ``since`` as compared: UTC ISO text, or None)."""
         flt = {"Status": parse_statuses(status, WORK_ITEM), "RunHash": run, "OperationHash": operation}
-        rows, source, following = self._page("QP_ListWorkItems", "WorkItems", WORK_ITEM, flt, since, limit, after)
-        return {"Source": source, "WorkItems": rows, "Next": following, "Limit": limit}
+        rows, source, following, since = self._page("QP_ListWorkItems", "WorkItems", WORK_ITEM, flt, since, limit, after)
+        return {"Source": source, "WorkItems": rows, "Next": following, "Limit": limit, "Since": since}
 
     def work_item(self, work_item_hash: str) -> dict | None:
         """``{WorkItem, Events, Attempts, Sources}`` for one work item, or None when unknown.
@@ -159,10 +161,10 @@ class Views:
 
     # ------------------------------------------------------------------ runs
     def list_runs(self, status=None, since=None, operation=None, limit=DEFAULT_LIMIT, after=None) -> dict:
-        """``{Source, Runs, Next, Limit}``: a page of run summaries (no ManifestJSON), newest first."""
+        """``{Source, Runs, Next, Limit, Since}``: a page of run summaries (no ManifestJSON), newest first."""
         flt = {"Status": parse_statuses(status, MANIFEST), "OperationHash": operation}
-        rows, source, following = self._page("MS_ListManifests", "Manifests", MANIFEST, flt, since, limit, after)
-        return {"Source": source, "Runs": rows, "Next": following, "Limit": limit}
+        rows, source, following, since = self._page("MS_ListManifests", "Manifests", MANIFEST, flt, since, limit, after)
+        return {"Source": source, "Runs": rows, "Next": following, "Limit": limit, "Since": since}
 
     def run(self, run_hash: str, limit=DEFAULT_LIMIT, after=None) -> dict | None:
         """``{Manifest, WorkItems, Next, Limit, Outcomes, Sources}``, or None when unknown.
@@ -174,16 +176,15 @@ class Views:
         if found is None or not found.get("Manifest"):
             return None
         items = self.list_work_items(run=run_hash, limit=limit, after=after)
-        outcomes: dict = {}
-        for row in items["WorkItems"]:
-            outcomes[row.get("Status") or ""] = outcomes.get(row.get("Status") or "", 0) + 1
+        outcomes = dict(Counter(row.get("Status") or "" for row in items["WorkItems"]))
         return {"Manifest": found["Manifest"], "WorkItems": items["WorkItems"], "Next": items["Next"],
                 "Limit": limit, "Outcomes": outcomes,
                 "Sources": {"Manifest": found["Source"], "WorkItems": items["Source"]}}
 
     # ------------------------------------------------------------------ plumbing
     def _page(self, action: str, key: str, table: str, flt: dict, since, limit, after):
-        """``(rows, source, next cursor)``: one more row than asked for tells whether more follow."""
+        """``(rows, source, next cursor, Since as compared)``: one more row than asked for tells
+        whether more follow."""
         from .journal.filters import RANGE_COLUMNS
 
         limit = _check_limit(limit)
@@ -196,10 +197,10 @@ class Views:
         flt.update(Limit=limit + 1, OrderBy=f"{time_column} DESC, {key_column} DESC")
         answer = self._read(action, {"Filter": flt})
         if answer is None:
-            return [], "journal", None
+            return [], "journal", None, flt.get("Since")
         rows = answer[key]
         following = encode_cursor(rows[limit - 1], table) if len(rows) > limit else None
-        return rows[:limit], answer["Source"], following
+        return rows[:limit], answer["Source"], following, flt.get("Since")
 
     def _read(self, action: str, settings: dict) -> dict | None:
         """The bridge's envelope for a read (None with no journal to read)."""

@@ -57,6 +57,7 @@ def test_the_pages_of_the_backend_follow_the_cursor_of_the_journal(uv, flushed):
     first = uv.json("queue", "ls", "--limit", "4")
     rest = uv.json("queue", "ls", "--limit", "50", "--after", first["Next"], "--from-backend")
     assert rest["Source"] == "backend"
+    assert f"{ITEMS} work items from the backend;" in uv("queue", "ls", "--from-backend").stdout
     assert [r["WorkItemHash"] for r in first["WorkItems"] + rest["WorkItems"]] == [
         work_item_hash(n) for n in reversed(range(ITEMS))]
 

@@ -20,6 +20,13 @@ def test_an_empty_data_dir_lists_nothing_and_creates_no_file(uv, data_dir, args)
     assert not data_dir.exists()  # a read-only command made no journal (nor the data dir)
 
 
+def test_options_are_checked_with_no_journal_too(uv, data_dir):
+    for args in (["queue", "ls", "--since", "soon"], ["runs", "ls", "--status", "Faild"], ["queue", "ls", "--after", "x"]):
+        result = uv(*args)
+        assert result.exit_code == 2 and result.stderr.startswith("uvctl: error: "), args
+    assert not data_dir.exists()
+
+
 @pytest.mark.parametrize("args", [["queue", "show", "wi-nope"], ["runs", "show", "run-nope"]])
 def test_an_unknown_hash_is_one_line_and_exit_1(uv, filled, args):
     result = uv(*args)
@@ -62,6 +69,12 @@ def test_since_takes_a_duration_back_from_now(uv, data_dir):
     assert [r["WorkItemHash"] for r in uv.json("queue", "ls", "--since", "1h")["WorkItems"]] == ["wi-60", "wi-1800"]
     assert [r["WorkItemHash"] for r in uv.json("queue", "ls", "--since", "90s")["WorkItems"]] == ["wi-60"]
     assert len(uv.json("queue", "ls", "--since", "1d")["WorkItems"]) == 3
+    from datetime import datetime, timedelta, timezone
+
+    more = uv("queue", "ls", "--since", "1h", "--limit", "1").stdout.splitlines()[-1].split()
+    # the next page keeps the window of the first: the duration as the time it stood for
+    since = datetime.fromisoformat(more[more.index("--since") + 1])
+    assert timedelta(0) <= datetime.now(timezone.utc) - timedelta(hours=1) - since < timedelta(minutes=1)
 
 
 def test_paging_with_limit_and_after_reads_every_row_once(uv, filled):

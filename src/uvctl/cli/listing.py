@@ -158,21 +158,22 @@ def not_found(what: str, key: str, from_backend: bool):
     return UvctlError(f"no {what} {key!r} in the {'backend or the ' if from_backend else ''}journal")
 
 
-def footer(what: str, shown: int, source: str, cursor: str | None, utc: bool) -> None:
+def footer(what: str, shown: int, source: str, cursor: str | None, utc: bool, since: str | None = None) -> None:
     """The lines under a page: how many, who answered, the zone, and the command of the next page."""
     click.echo(f"{shown} {what} from the {source}; {zone_note(utc)}")
     if cursor:
-        click.echo(f"more: {next_page_command(cursor)}")
+        click.echo(f"more: {next_page_command(cursor, since)}")
 
 
-def next_page_command(cursor: str) -> str:
-    """The current command line with ``--after CURSOR`` in place of any earlier one."""
+def next_page_command(cursor: str, since: str | None = None) -> str:
+    """The current command line with ``--after CURSOR`` in place of any earlier one, and
+    ``--since`` as the time it stood for (a duration would move on meanwhile)."""
     import shlex
 
     ctx = click.get_current_context()
     args = []
     for param in ctx.command.params:
-        value = ctx.params.get(param.name)
+        value = since if param.name == "since" and since else ctx.params.get(param.name)
         if param.name in ("after", "as_json") or value in (None, False, ()) or value == param.default:
             continue
         if isinstance(param, click.Argument):

@@ -30,7 +30,8 @@ def ls_command(status, since, operation, run, limit, after, from_backend, utc, a
 
     \b
     --json prints {"Source": "journal"|"backend", "WorkItems": [row, ...],
-    "Next": CURSOR|null, "Limit": N}; each row has every UVQueueWorkItem column, times
+    "Next": CURSOR|null, "Limit": N, "Since": the --since time as
+    compared (UTC ISO) or null}; each row has every UVQueueWorkItem column, times
     as stored (UTC ISO). Pass Next to --after for the next page.
     """
     from ..views import Views
@@ -40,7 +41,7 @@ def ls_command(status, since, operation, run, limit, after, from_backend, utc, a
 
     def text(data):
         echo_work_items(data["WorkItems"], utc)
-        footer("work items", len(data["WorkItems"]), data["Source"], data["Next"], utc)
+        footer("work items", len(data["WorkItems"]), data["Source"], data["Next"], utc, data["Since"])
 
     emit(page, as_json, text)
 

@@ -29,7 +29,8 @@ def ls_command(status, since, operation, limit, after, from_backend, utc, as_jso
     \b
     Filters: --status (the run's Status), --since (its StartTime), --operation (its
     OperationHash). --json prints {"Source": "journal"|"backend", "Runs": [summary, ...],
-    "Next": CURSOR|null, "Limit": N}; a summary has every UVManifest column but
+    "Next": CURSOR|null, "Limit": N, "Since": the --since time as
+    compared (UTC ISO) or null}; a summary has every UVManifest column but
     ManifestJSON, times as stored (UTC ISO). Pass Next to --after for the next page.
     """
     from ..views import Views
@@ -42,7 +43,7 @@ def ls_command(status, since, operation, limit, after, from_backend, utc, as_jso
                    [[local_time(r.get("StartTime"), utc), r.get("Hash"), r.get("Status"), r.get("OperationHash"),
                      r.get("OperationName"), r.get("RunMode"), _elapsed(r.get("ElapsedMs")),
                      local_time(r.get("StopTime"), utc)] for r in data["Runs"]], keep=(0, 2))
-        footer("runs", len(data["Runs"]), data["Source"], data["Next"], utc)
+        footer("runs", len(data["Runs"]), data["Source"], data["Next"], utc, data["Since"])
 
     emit(page, as_json, text)
 
