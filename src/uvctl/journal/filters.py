@@ -139,8 +139,8 @@ def to_sql(table_name: str, flt: dict) -> tuple[str, list, str, int]:
     if "Since" in flt:
         clauses.append(f'"{time_column}" >= ?')
         params.append(flt["Since"])
-    if "Before" in flt:
-        clauses.append(f'("{time_column}" < ? OR ("{time_column}" = ? AND "{key_column}" < ?))')
+    if "Before" in flt:  # (time, key) < (T, K), written so that an index on the time column bounds it
+        clauses.append(f'"{time_column}" <= ? AND ("{time_column}" < ? OR "{key_column}" < ?)')
         params.extend([flt["Before"][0], flt["Before"][0], flt["Before"][1]])
     # parse_order_by again: columns are re-validated even if the dict was built by hand.
     order = parse_order_by(table_name, flt.get("OrderBy") or _SPECS[table_name][2])

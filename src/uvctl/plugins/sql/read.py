@@ -77,8 +77,8 @@ class Reader:
                 where.append(table.c.Status.in_(value) if value else sa.false())
             elif name == "Since":
                 where.append(time_column >= value)
-            elif name == "Before":
-                where.append(sa.or_(time_column < value[0], sa.and_(time_column == value[0], key_column < value[1])))
+            elif name == "Before":  # (time, key) < value, bounded for an index on the time column
+                where += [time_column <= value[0], sa.or_(time_column < value[0], key_column < value[1])]
             elif name not in ("Limit", "OrderBy"):
                 where.append(table.c[name] == value)
         order = [*_order(table, flt["OrderBy"]), identity_column(table).asc()]
