@@ -35,10 +35,10 @@ MAX_EVENTS = 5000
 #: Statuses Ultravisor gives work items and runs; ``--status`` is matched against them
 #: (case-insensitively) because a misspelt status would otherwise list nothing, silently.
 STATUSES = {
-    WORK_ITEM: ("Pending", "Assigned", "Dispatched", "Running", "Complete", "Error", "Failed", "Canceled",
-                "Stalled", "Timeout", "Abandoned", "Waiting"),
-    MANIFEST: ("Pending", "Running", "Waiting", "Paused", "Resumed", "Complete", "Error", "Failed", "Canceled",
-               "Stalled", "Abandoned"),
+    WORK_ITEM: ("Pending", "Assigned", "Dispatched", "Running", "RetryScheduled", "Complete", "Error", "Failed",
+                "Canceled", "Stalled", "Timeout", "Abandoned", "Waiting"),
+    MANIFEST: ("Pending", "Running", "In Progress", "Waiting", "Paused", "Resumed", "Complete", "Error", "Failed",
+               "Canceled", "Stalled", "Abandoned"),
 }
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

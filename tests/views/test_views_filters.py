@@ -41,6 +41,7 @@ def test_views_name_the_journal_tables_and_statuses_are_canonical():
     assert (WORK_ITEM, MANIFEST) == (columns.WORK_ITEM, columns.MANIFEST)
     assert parse_statuses(["error", "COMPLETE,error"], WORK_ITEM) == ["Error", "Complete"]
     assert parse_statuses([], MANIFEST) is None
+    assert parse_statuses(["in progress"], MANIFEST) == ["In Progress"]  # Ultravisor writes it with a space
 
 
 def test_a_cursor_is_the_last_rows_sort_key(uv, filled):
