@@ -10,7 +10,7 @@ Lists are newest first (work items by ``EnqueuedAt``, runs by ``StartTime``, the
 breaking ties) and come in pages: ``limit`` rows and, when more follow, a ``Next`` cursor (the
 last row's sort key, opaque text) that ``after`` takes to read the next page.
 
-Reading never creates the journal: with no journal file, the journal's answer is empty.
+Reading never creates or changes the journal: with no journal file, the journal's answer is empty.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from .errors import UsageError, UvctlError
 
@@ -102,35 +100,24 @@ class Views:
     """The reads of ``uvctl queue`` and ``uvctl runs``. A context manager.
 
     ``from_backend`` asks the assigned backend through the bridges (a backend that is not
-    caught up, or fails, is answered for by the journal). ``journal_path`` defaults to the
-    data dir's journal; it is opened only when it exists.
+    caught up, or fails, is answered for by the journal). The journal (``journal_path``, by
+    default the data dir's) is opened read-only: a missing one reads as empty, and nothing of
+    it is created or changed.
     """
 
     def __init__(self, from_backend: bool = False, journal_path=None):
-        from .paths import JOURNAL_FILE, data_file
-
         self.from_backend = from_backend
-        self._path = Path(journal_path) if journal_path is not None else data_file(JOURNAL_FILE)
+        self._path = journal_path
         self._journal = None
-        self._scratch = None
 
     def __enter__(self):
         from .journal import Journal
 
-        if self._path.is_file():
-            self._journal = Journal.open(self._path)
-        elif self.from_backend:
-            # The bridges judge a backend against a journal; with none here, an empty scratch
-            # one (nothing pending) lets them ask the backend without creating the real file.
-            self._scratch = tempfile.TemporaryDirectory(prefix="uvctl-views-")
-            self._journal = Journal.open(Path(self._scratch.name) / "journal.sqlite")
+        self._journal = Journal.open(self._path, read_only=True)
         return self
 
     def __exit__(self, *exc):
-        if self._journal is not None:
-            self._journal.close()
-        if self._scratch is not None:
-            self._scratch.cleanup()
+        self._journal.close()
 
     # ------------------------------------------------------------------ work items
     def list_work_items(self, status=None, since=None, run=None, operation=None, limit=DEFAULT_LIMIT, after=None) -> dict:
@@ -147,10 +134,10 @@ class Views:
         no bridge read, so they always come from the journal.
         """
         found = self._read("QP_GetWorkItemByHash", {"WorkItemHash": work_item_hash})
-        if found is None or not found.get("WorkItem"):
+        if not found.get("WorkItem"):
             return None
         events = self._read("QP_GetEvents", {"WorkItemHash": work_item_hash, "Limit": MAX_EVENTS})
-        attempts = self._journal.get_attempts(work_item_hash) if self._journal is not None else []
+        attempts = self._journal.get_attempts(work_item_hash)
         return {
             "WorkItem": found["WorkItem"],
             "Events": events["Events"],
@@ -173,7 +160,7 @@ class Views:
         whose ``RunHash`` is the run's, newest first; ``Outcomes`` counts that page by status.
         """
         found = self._read("MS_GetManifest", {"RunHash": run_hash})
-        if found is None or not found.get("Manifest"):
+        if not found.get("Manifest"):
             return None
         items = self.list_work_items(run=run_hash, limit=limit, after=after)
         outcomes = dict(Counter(row.get("Status") or "" for row in items["WorkItems"]))
@@ -196,16 +183,12 @@ class Views:
             flt["Before"] = decode_cursor(after)
         flt.update(Limit=limit + 1, OrderBy=f"{time_column} DESC, {key_column} DESC")
         answer = self._read(action, {"Filter": flt})
-        if answer is None:
-            return [], "journal", None, flt.get("Since")
         rows = answer[key]
         following = encode_cursor(rows[limit - 1], table) if len(rows) > limit else None
         return rows[:limit], answer["Source"], following, flt.get("Since")
 
-    def _read(self, action: str, settings: dict) -> dict | None:
-        """The bridge's envelope for a read (None with no journal to read)."""
-        if self._journal is None:
-            return None
+    def _read(self, action: str, settings: dict) -> dict:
+        """The bridge's envelope for a read."""
         from .bridge import ManifestBridge, QueueBridge
 
         cls = QueueBridge if action.startswith("QP_") else ManifestBridge
