@@ -231,5 +231,9 @@ def test_times_are_local_unless_utc(uv, filled, india):
     stored = uv("queue", "ls", "--limit", "1", "--utc").stdout.splitlines()
     assert stored[1].startswith(enqueued_at(9) + " ")
     assert uv.json("queue", "ls", "--limit", "1")["WorkItems"][0]["EnqueuedAt"] == enqueued_at(9)
+    from uvctl.cli.listing import local_time
+
+    # a time the local zone cannot hold (year 10000 there) and text that is no time: as stored
+    assert [local_time(v) for v in ("9999-12-31T23:59:59Z", "not a time", "")] == ["9999-12-31T23:59:59Z", "not a time", ""]
     naive = uv.json("queue", "ls", "--since", "2026-11-27T03:38:00")["WorkItems"]  # local time: 22:08Z
     assert [r["EnqueuedAt"] for r in naive] == [enqueued_at(9), enqueued_at(8)]  # at or after

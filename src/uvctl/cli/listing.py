@@ -42,11 +42,11 @@ def local_time(value, utc: bool = False) -> str:
         return text
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:  # Ultravisor's timestamps without a zone are UTC
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone().isoformat(sep=" ", timespec="seconds")[:19]
+    except (ValueError, OverflowError, OSError):  # not a time, or one the local zone cannot hold
         return text
-    if moment.tzinfo is None:  # Ultravisor's timestamps without a zone are UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def zone_note(utc: bool) -> str:
