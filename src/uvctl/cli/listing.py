@@ -158,9 +158,11 @@ def not_found(what: str, key: str, from_backend: bool):
     return UvctlError(f"no {what} {key!r} in the {'backend or the ' if from_backend else ''}journal")
 
 
-def footer(what: str, shown: int, source: str, cursor: str | None, utc: bool, since: str | None = None) -> None:
-    """The lines under a page: how many, who answered, the zone, and the command of the next page."""
-    click.echo(f"{shown} {what} from the {source}; {zone_note(utc)}")
+def footer(what: tuple[str, str], shown: int, source: str, cursor: str | None, utc: bool,
+           since: str | None = None) -> None:
+    """The lines under a page: how many (``what`` is the singular and the plural), who answered,
+    the zone, and the command of the next page."""
+    click.echo(f"{shown} {what[shown != 1]} from the {source}; {zone_note(utc)}")
     if cursor:
         click.echo(f"more: {next_page_command(cursor, since)}")
 

@@ -41,7 +41,7 @@ def ls_command(status, since, operation, run, limit, after, from_backend, utc, a
 
     def text(data):
         echo_work_items(data["WorkItems"], utc)
-        footer("work items", len(data["WorkItems"]), data["Source"], data["Next"], utc, data["Since"])
+        footer(("work item", "work items"), len(data["WorkItems"]), data["Source"], data["Next"], utc, data["Since"])
 
     emit(page, as_json, text)
 

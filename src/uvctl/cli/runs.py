@@ -43,7 +43,7 @@ def ls_command(status, since, operation, limit, after, from_backend, utc, as_jso
                    [[local_time(r.get("StartTime"), utc), r.get("Hash"), r.get("Status"), r.get("OperationHash"),
                      r.get("OperationName"), r.get("RunMode"), _elapsed(r.get("ElapsedMs")),
                      local_time(r.get("StopTime"), utc)] for r in data["Runs"]], keep=(0, 2))
-        footer("runs", len(data["Runs"]), data["Source"], data["Next"], utc, data["Since"])
+        footer(("run", "runs"), len(data["Runs"]), data["Source"], data["Next"], utc, data["Since"])
 
     emit(page, as_json, text)
 
@@ -77,7 +77,8 @@ def show_command(run_hash, limit, after, from_backend, utc, as_json):
             echo_work_items(items, utc)
             counts = ", ".join(f"{status or '(none)'} {n}" for status, n in sorted(data["Outcomes"].items()))
             click.echo(f"outcomes: {counts}")
-        footer("work items of this run", len(items), data["Sources"]["WorkItems"], data["Next"], utc)
+        footer(("work item of this run", "work items of this run"), len(items), data["Sources"]["WorkItems"],
+               data["Next"], utc)
 
     emit(found, as_json, text)
 
