@@ -69,6 +69,8 @@ def _commands(path, prepared, tmp_path):
         return [["journal", "import", str(source)]]
     if kind == "options":
         return [["persistence", "assign", "--backend", "meadowproxy", *json.loads(path.read_text())]]
+    if kind == "views":  # uvctl queue / runs: bad options (exit 2), an unknown hash (exit 1)
+        return [json.loads(path.read_text())]
     raise AssertionError(f"corpus folder {kind} has no command")
 
 

@@ -93,10 +93,10 @@ def cli(debug):
 
 
 def _register_commands() -> None:
-    from . import beacon, coordinator, flush, journal, persistence, plugins, schema  # noqa: F401
+    from . import beacon, coordinator, flush, journal, persistence, plugins, queue, runs, schema  # noqa: F401
     from .. import host
 
-    for module in (schema, plugins, persistence, flush, journal, coordinator, beacon):
+    for module in (schema, plugins, persistence, flush, journal, coordinator, beacon, queue, runs):
         for command in module.COMMANDS:
             cli.add_command(command)
     host.register_commands(cli)

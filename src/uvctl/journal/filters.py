@@ -4,6 +4,13 @@ A filter is normalized to a complete dict (defaults filled, ``Status`` always a 
 ``OrderBy`` in the canonical ``"Col DIR, Col DIR"`` form), so the journal and every backend
 receive the same, already-checked filter. Column names in ``OrderBy`` are checked against
 the schema and only then quoted into SQL; values always travel as parameters.
+
+Two range keys (added, optional for backends) page a list by its time column (work items:
+``EnqueuedAt``, manifests: ``StartTime``) with the natural key as tie-break: ``Since`` keeps
+rows whose time is at or after it, ``Before`` (``[time, key]``) rows that sort strictly before
+that pair (the last row of a page listed newest first). Times compare as text, which is time
+order for the ISO form Ultravisor writes. A backend that cannot honour them refuses the filter,
+and the bridge then answers from the journal.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ LIMIT_MIN, LIMIT_MAX = 1, 5000
 
 #: Per table: exact-match filter keys, default Limit, default OrderBy.
 _SPECS = {
-    WORK_ITEM: (("AssignedBeaconID", "RunID", "Capability", "OperationHash"), 500, "EnqueuedAt ASC"),
+    WORK_ITEM: (("AssignedBeaconID", "RunID", "RunHash", "Capability", "OperationHash"), 500, "EnqueuedAt ASC"),
     MANIFEST: (("OperationHash",), 100, "StartTime DESC"),
 }
+#: Per table: the ``(time column, natural key)`` the range keys ``Since`` / ``Before`` apply to.
+RANGE_COLUMNS = {WORK_ITEM: ("EnqueuedAt", "WorkItemHash"), MANIFEST: ("StartTime", "Hash")}
+RANGE_KEYS = ("Since", "Before")
 
 
 def list_defaults(table_name: str) -> tuple[int, str]:
@@ -46,7 +56,7 @@ def normalize_filter(table_name: str, value, action: str = "filter") -> dict:
         value = {}
     if not isinstance(value, dict):
         raise UsageError(f"{action}: Filter must be a JSON object, got {type(value).__name__}")
-    allowed = ("Status", *exact, "Limit", "OrderBy")
+    allowed = ("Status", *exact, *RANGE_KEYS, "Limit", "OrderBy")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise UsageError(f"{action}: unknown filter key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
@@ -58,6 +68,15 @@ def normalize_filter(table_name: str, value, action: str = "filter") -> dict:
             if not isinstance(value[key], (str, int, float)) or isinstance(value[key], bool):
                 raise UsageError(f"{action}: Filter.{key} must be a string, got {value[key]!r}")
             out[key] = str(value[key])
+    if value.get("Since") is not None:
+        if not isinstance(value["Since"], str):
+            raise UsageError(f"{action}: Filter.Since must be a time as text, got {value['Since']!r}")
+        out["Since"] = value["Since"]
+    if value.get("Before") is not None:
+        before = value["Before"]
+        if not isinstance(before, (list, tuple)) or len(before) != 2 or not all(isinstance(v, str) for v in before):
+            raise UsageError(f"{action}: Filter.Before must be [time, key] (two strings), got {before!r}")
+        out["Before"] = list(before)
     out["Limit"] = normalize_limit(value.get("Limit"), action, default_limit)
     out["OrderBy"] = parse_order_by(table_name, value.get("OrderBy") or default_order, action)
     return out
@@ -116,6 +135,13 @@ def to_sql(table_name: str, flt: dict) -> tuple[str, list, str, int]:
         if key in flt:
             clauses.append(f'"{key}" = ?')
             params.append(flt[key])
+    time_column, key_column = RANGE_COLUMNS[table_name]
+    if "Since" in flt:
+        clauses.append(f'"{time_column}" >= ?')
+        params.append(flt["Since"])
+    if "Before" in flt:  # (time, key) < (T, K), written so that an index on the time column bounds it
+        clauses.append(f'"{time_column}" <= ? AND ("{time_column}" < ? OR "{key_column}" < ?)')
+        params.extend([flt["Before"][0], flt["Before"][0], flt["Before"][1]])
     # parse_order_by again: columns are re-validated even if the dict was built by hand.
     order = parse_order_by(table_name, flt.get("OrderBy") or _SPECS[table_name][2])
     order_sql = ", ".join(f'"{t.split()[0]}" {t.split()[1]}' for t in order.split(", "))

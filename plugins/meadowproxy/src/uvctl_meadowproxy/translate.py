@@ -40,7 +40,7 @@ SERVER_OWNED = ("Deleted", "CreateDate", "UpdateDate")
 #: Rows whose ID is worth caching (tables that get updates or removes).
 CACHED_TABLES = ("UVQueueWorkItem", "UVQueueWorkItemAttempt", "UVManifest")
 LIST_KEYS = {
-    "UVQueueWorkItem": ("AssignedBeaconID", "RunID", "Capability", "OperationHash"),
+    "UVQueueWorkItem": ("AssignedBeaconID", "RunID", "RunHash", "Capability", "OperationHash"),
     "UVManifest": ("OperationHash",),
 }
 MAX_IDS = 200_000

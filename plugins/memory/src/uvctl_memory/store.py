@@ -37,13 +37,27 @@ def list_filter(table: str, value, action: str) -> dict:
     return normalize_filter(table, value, action)
 
 
-def matches(row: dict, flt: dict) -> bool:
-    """True when ``row`` has one of the ``Status`` values and every exact-match value of ``flt``."""
-    return all(
-        row.get(key) in value if key == "Status" else row.get(key) == value
-        for key, value in flt.items()
-        if key not in ("Limit", "OrderBy")
-    )
+def matches(row: dict, flt: dict, table: str) -> bool:
+    """True when ``row`` has one of the ``Status`` values, every exact-match value of ``flt``,
+    and lies in its ``Since`` / ``Before`` range (time column, then natural key, as text)."""
+    from uvctl.journal.filters import RANGE_COLUMNS
+
+    time_column, key_column = RANGE_COLUMNS[table]
+    when, key = str(row.get(time_column) or ""), str(row.get(key_column) or "")
+    for name, value in flt.items():
+        if name == "Status":
+            ok = row.get(name) in value
+        elif name == "Since":
+            ok = when >= value
+        elif name == "Before":
+            ok = (when, key) < tuple(value)
+        elif name in ("Limit", "OrderBy"):
+            continue
+        else:
+            ok = row.get(name) == value
+        if not ok:
+            return False
+    return True
 
 
 def order_rows(rows: list[dict], order_by: str) -> list[dict]:
@@ -151,7 +165,7 @@ class MemoryStore:
 
     def QP_ListWorkItems(self, Filter=None):
         flt = list_filter(WORK_ITEM, Filter, "QP_ListWorkItems")
-        rows = order_rows([r for r in self.work_items.values() if matches(r, flt)], flt["OrderBy"])
+        rows = order_rows([r for r in self.work_items.values() if matches(r, flt, WORK_ITEM)], flt["OrderBy"])
         return envelope(WorkItems=[_public(r) for r in rows[: flt["Limit"]]])
 
     def QP_GetEvents(self, WorkItemHash=None, Limit=None):
@@ -187,7 +201,7 @@ class MemoryStore:
 
     def MS_ListManifests(self, Filter=None):
         flt = list_filter(MANIFEST, Filter, "MS_ListManifests")
-        rows = order_rows([r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt)], flt["OrderBy"])
+        rows = order_rows([r for r in self.manifests.values() if not r["Deleted"] and matches(r, flt, MANIFEST)], flt["OrderBy"])
         return envelope(Manifests=[_public(r) for r in rows[: flt["Limit"]]])
 
     def lookup(self, table: str, key: dict):

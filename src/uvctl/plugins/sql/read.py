@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ...actions import READ_BY_KEY, envelope, failure, is_key_value, read_empty
 from ...errors import UsageError
-from ...journal.filters import normalize_filter, normalize_limit
+from ...journal.filters import RANGE_COLUMNS, normalize_filter, normalize_limit
 from .connect import descriptor_tables
 from .write import EVENT, MANIFEST, WORK_ITEM
 
@@ -71,9 +71,14 @@ class Reader:
         table = self.tables[scope]
         flt = normalize_filter(scope, filter_, "filter")
         where = []
+        time_column, key_column = (table.c[c] for c in RANGE_COLUMNS[scope])
         for name, value in flt.items():
             if name == "Status":
                 where.append(table.c.Status.in_(value) if value else sa.false())
+            elif name == "Since":
+                where.append(time_column >= value)
+            elif name == "Before":  # (time, key) < value, bounded for an index on the time column
+                where += [time_column <= value[0], sa.or_(time_column < value[0], key_column < value[1])]
             elif name not in ("Limit", "OrderBy"):
                 where.append(table.c[name] == value)
         order = [*_order(table, flt["OrderBy"]), identity_column(table).asc()]
