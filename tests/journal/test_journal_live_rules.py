@@ -1,6 +1,7 @@
 """The journal's rules for a running coordinator's live QP_*/MS_* traffic (persistence-beacon
 reference §2, §5, §6): no Status regression, replayed events recognised, manifest stubs,
-outcomes without an insert, fields beyond the UV columns kept."""
+outcomes without an insert, fields beyond the UV columns kept. The last test replays the
+captured frames of real Ultravisor 1.3.24 runs (``tests/beacon/captures``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from uvctl.actions import WRITE_ACTIONS
 from uvctl.bridge import QueueBridge, execute
 from uvctl.journal import Journal, normalize_action
 from uvctl.journal.columns import table, tables
 from uvctl.journal.importer import import_path
 
+#: The frames of the live runs (reference captures/*.jsonl), shared with the beacon's tests.
+CAPTURES = Path(__file__).resolve().parents[1] / "beacon" / "captures"
+#: A work item's terminal Status values, as the persistence-beacon reference lists them (§6.2).
+TERMINAL = ("Complete", "Error", "Canceled", "Stalled")
 
 
 def upsert(hash_, **fields):
@@ -298,3 +304,49 @@ def test_a_journal_of_the_previous_format_opens_and_keeps_working(tmp_path):
     assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0] == "3"
     conn.close()
 
+
+# ---------------------------------------------------------------------- 7. the captured runs
+def captured_frames():
+    """``(Action, Settings without QueueMetadata)`` of every work item the beacons received, in
+    arrival order: WebSocket frames (qp1, qp1b, qp1d), then the HTTP polls (hqp, hms)."""
+    out = []
+    for name in ("qp1", "qp1b", "qp1d", "hqp", "hms"):
+        for line in (CAPTURES / f"{name}.jsonl").read_text().splitlines():
+            entry = json.loads(line)
+            if entry["dir"] != "in":
+                continue
+            item = entry["poll"] if "poll" in entry else entry["frame"].get("WorkItem")
+            if item:
+                settings = {k: v for k, v in item["Settings"].items() if k != "QueueMetadata"}
+                out.append((item["Action"], settings))
+    return out
+
+
+def test_the_captured_runs_replay_without_regressions_duplicates_or_lost_content(journal):
+    frames = captured_frames()
+    for action, settings in frames:
+        answer = execute(action, settings, journal=journal)
+        assert answer["Success"] or action not in WRITE_ACTIONS, answer  # a read of what is not there may miss
+
+    # no item that reached a terminal Status ends live
+    finished = {s.get("WorkItem", {}).get("WorkItemHash") or s.get("WorkItemHash")
+                for a, s in frames if (s.get("WorkItem") or s.get("Patch") or {}).get("Status") in TERMINAL}
+    assert len(finished) > 10
+    ended = {h: journal.get_work_item(h)["Status"] for h in finished}
+    assert {h: status for h, status in ended.items() if status not in TERMINAL} == {}
+
+    # each event the coordinator had, once: a replayed one by its local row, a live one per frame
+    events = [s["Event"] for a, s in frames if a == "QP_AppendEvent"]
+    replayed = {(e["WorkItemHash"], e["IDBeaconWorkItemEvent"]) for e in events if "IDBeaconWorkItemEvent" in e}
+    fresh = [e for e in events if "IDBeaconWorkItemEvent" not in e]
+    assert len(replayed) < len(events) - len(fresh), "the captures hold replays"
+    assert journal.stats()["State"]["Events"] == len(replayed) + len(fresh)
+
+    # a run that reached Complete keeps its full content through the stubs and the restart's Error
+    manifests = [s["Manifest"] for a, s in frames if a == "MS_UpsertManifest"]
+    complete = {m["Hash"]: m for m in manifests if m["Status"] == "Complete" and m.get("TaskManifests")}
+    assert complete and any(m["Status"] == "Error" and m["Hash"] in complete for m in manifests)
+    for run_hash, sent in complete.items():
+        kept = json.loads(journal.get_manifest(run_hash)["ManifestJSON"])
+        assert kept["Status"] == "Complete" and kept["TaskManifests"] == sent["TaskManifests"]
+        assert kept["EventLog"] == sent["EventLog"] and kept["EventLog"]
