@@ -217,6 +217,15 @@ def test_an_outcome_for_an_unknown_attempt_is_journaled_as_the_attempt(journal, 
     assert_log_replays_to_the_same_state(journal, tmp_path)
 
 
+def test_a_patch_journaled_in_the_same_transaction_as_its_upsert_is_folded_into_it(journal):
+    # concurrent bridge calls are grouped into one commit: the patch's log row is not written yet
+    # when its upsert arrives
+    assert outcomes(journal, [patch("wi-1", Status="Running", StartedAt="t1"), upsert("wi-1", Status="Pending")]) == \
+        ["not-found", "applied"]
+    assert (journal.get_work_item("wi-1")["Status"], journal.get_work_item("wi-1")["StartedAt"]) == ("Running", "t1")
+    assert journal.read("Queue", 1, 10)[0].settings["WorkItem"]["StartedAt"] == "t1"
+
+
 # ---------------------------------------------------------------------- 5. fields beyond the UV columns
 def test_fields_that_are_no_uv_column_are_kept_and_returned_by_the_reads(journal):
     with QueueBridge(journal) as queue:

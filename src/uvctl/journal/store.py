@@ -680,7 +680,7 @@ class Journal:
         record = action.settings[field]
         key = _encode([record[c] for c in table(tbl).key])
         rows = self._conn.execute(
-            "SELECT e.patch, l.recorded_at, i.seq IS NOT NULL FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
+            "SELECT e.seq, e.patch, l.recorded_at, i.seq IS NOT NULL FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
             "LEFT JOIN imported i ON i.seq = e.seq WHERE e.tbl = ? AND e.key = ? ORDER BY e.seq", (tbl, key)).fetchall()
         if not rows:
             return action
@@ -690,9 +690,13 @@ class Journal:
         # override a fresh record of the same key.
         # An import replays a history in its order, possibly over several runs (a stopped import
         # is finished by the next): there a change an import brought is folded whatever its age.
+        # A change journaled in this very transaction (calls grouped into one commit) has its log
+        # row still in the buffer: it is as fresh as can be.
         since = now_iso(ago=EARLY_PATCH_WINDOW)
-        fresh = [json.loads(patch) for patch, recorded_at, from_import in rows
-                 if (imported and from_import) or (recorded_at is not None and recorded_at >= since)]
+        buffered = {row[0] for row in self._tx_log}
+        fresh = [json.loads(patch) for seq, patch, recorded_at, from_import in rows
+                 if (imported and from_import) or seq in buffered
+                 or (recorded_at is not None and recorded_at >= since)]
         if not fresh:
             return action
         merged = dict(record)
