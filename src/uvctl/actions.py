@@ -31,6 +31,29 @@ READ_RESULT_KEYS = {"QP_GetWorkItemByHash": "WorkItem", "QP_ListWorkItems": "Wor
 READ_BY_KEY = {"QP_GetWorkItemByHash": "WorkItemHash", "QP_GetEvents": "WorkItemHash", "MS_GetManifest": "RunHash"}
 
 
+#: Work-item Status values after which an item is done: a live Status (any other) arriving
+#: later for the same attempt is stale state, never a change (docs/architecture.md).
+WORK_ITEM_TERMINAL = ("Complete", "Error", "Canceled", "Stalled")
+#: Manifest Status values of a finished run (finalize, abandon, a coordinator restart's Error).
+MANIFEST_TERMINAL = ("Complete", "Failed", "Abandoned", "Error")
+#: The content keys of a manifest: a replay (bootstrap-flush) sends all of them empty.
+MANIFEST_CONTENT_KEYS = ("Output", "GlobalState", "OperationState", "TaskOutputs", "TaskManifests", "WaitingTasks",
+                         "TimingSummary", "EventLog", "Errors", "Log")
+
+
+def is_empty_value(value) -> bool:
+    """True for ``None``, ``''``, ``{}`` and ``[]`` (what a manifest stub's fields hold)."""
+    return value is None or (isinstance(value, (str, dict, list)) and not value)
+
+
+def is_manifest_stub(manifest) -> bool:
+    """True when ``manifest`` (as sent) is a stub: every one of :data:`MANIFEST_CONTENT_KEYS` is
+    present and empty (null, ``{}`` or ``[]``). The coordinator's reconnect replay and a restart's
+    ``Error`` mark send runs that way; a real persist point always carries some content."""
+    return isinstance(manifest, dict) and all(
+        key in manifest and is_empty_value(manifest[key]) for key in MANIFEST_CONTENT_KEYS)
+
+
 def is_key_value(value) -> bool:
     """True when ``value`` may be a natural key's value: text or a whole number (not a bool,
     a list, an object); a backend refuses any other (rule 6)."""
@@ -76,11 +99,16 @@ class Action:
       ``QP_GetEvents`` ``{WorkItemHash, Limit}``
     - ``MS_UpsertManifest`` ``{Manifest}``; ``MS_RemoveManifest`` / ``MS_GetManifest``
       ``{RunHash}``; ``MS_ListManifests`` ``{Filter}``
+
+    ``extra`` holds what a record carried beyond the UV columns, by the Settings key of the
+    record: ``{"WorkItem": {"RequireAffinityMatch": false}}``, ``{"Patch": {"StalledAt": ...}}``
+    (None when nothing). The journal keeps it; backends only ever get ``settings``.
     """
 
     name: str
     settings: dict = field(default_factory=dict)
     seq: int | None = None
+    extra: dict | None = None
 
     @property
     def bridge(self) -> str:

@@ -381,7 +381,7 @@ def test_changes_that_arrive_before_their_record_are_kept_and_replays_change_not
 
     with QueueBridge(journal) as queue:
         early = queue.update_attempt_outcome("wi-race", 1, {"CompletedAt": "t3", "Outcome": "Complete", "DurationMs": 3})
-        assert early["NotFound"] is True and "applied to it" in early["Warning"]
+        assert early["Success"] and "NotFound" not in early, "journaled as the attempt; its insert fills the rest"
         queue.insert_attempt({"WorkItemHash": "wi-race", "AttemptNumber": 1, "BeaconID": "a", "DispatchedAt": "t1",
                               "Outcome": "Dispatched"})
         queue.update_work_item("wi-race", {"Status": "Running", "AssignedBeaconID": "a"})

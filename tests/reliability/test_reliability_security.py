@@ -263,6 +263,8 @@ REVIEWED_SQL_INTERPOLATIONS = {
     "where": "fixed clauses with '?' placeholders; columns from the schema or the normalized filter keys",
     "sets": "patch columns: normalize_action keeps only schema columns (unknown fields are dropped)",
     "self.synchronous.upper()": "'FULL' or 'NORMAL', validated in Journal.open",
+    "EXTRA_COLUMN": "the constant 'uvctl_extra' of journal/store.py",
+    "col": "a column the journal adds to its own tables: 'extra' or EXTRA_COLUMN (store._setup)",
     "PG_LOCK_TIMEOUT": "a constant of uvctl.schema.ensure",
     "c": "a column: patch keys normalized to schema columns (store._update) or natural-key columns",
     "', '.join(('?' for _ in flt['Status']))": "'?' placeholders, one per Status value (bound)",

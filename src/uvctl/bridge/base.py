@@ -238,10 +238,8 @@ def _write_envelope(done: Recorded) -> dict:
 
 def _not_found_warning(action: Action) -> str:
     s = action.settings
-    if action.name == "QP_UpdateWorkItem":
+    if action.name == "QP_UpdateWorkItem":  # (an attempt's outcome is never not-found: it creates the attempt)
         what = f"work item {s['WorkItemHash']!r}"
-    elif action.name == "QP_UpdateAttemptOutcome":
-        what = f"attempt {s['AttemptNumber']} of work item {s['WorkItemHash']!r}"
     else:
         what = f"manifest {s['RunHash']!r}"
     return (

@@ -44,6 +44,8 @@ class Table:
     key: tuple[str, ...]
     #: ``{column: maximum characters}`` of the string columns (the descriptor's Size, else MAX_TEXT).
     sizes: dict = field(default_factory=dict)
+    #: The columns the backend stamps itself (identity, create/update dates).
+    managed: tuple[str, ...] = ()
 
     def is_boolean(self, column: str) -> bool:
         return self.types[column] in _BOOLEAN_TYPES
@@ -64,7 +66,8 @@ def tables() -> dict[str, Table]:
         types = {c["Column"]: c["Type"] for c in writable}
         defaults = {col: _default_for(types[col], defaults_of[name].get(col)) for col in types}
         sizes = {c["Column"]: _size_of(c) for c in writable if c["Type"] in ("String", "Text", "JSON", "GUID", "AutoGUID")}
-        out[name] = Table(name, tuple(types), types, defaults, NATURAL_KEYS[name], sizes)
+        managed = tuple(c["Column"] for c in cols if c["Type"] in _MANAGED_TYPES)
+        out[name] = Table(name, tuple(types), types, defaults, NATURAL_KEYS[name], sizes, managed)
     return out
 
 

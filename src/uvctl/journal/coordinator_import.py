@@ -25,8 +25,7 @@ from collections import defaultdict
 
 from ..errors import UsageError
 from ..mesh import persistence
-from .normalize import normalize_action
-from .sources import IMPORT_NAMESPACE, without_queue_metadata  # shared with the data-directory import
+from .normalize import IMPORT_NAMESPACE, local_event_guid, normalize_action
 
 FIRST_PAGE = 500
 DATA_DIR_HINT = "'uvctl journal import DATA_DIR' reads the same history from the coordinator's disk"
@@ -41,7 +40,7 @@ def read_coordinator(coordinator, manifests: bool = True, progress=None) -> tupl
     actions = []
     counts = defaultdict(int)
     for item in items:
-        actions.append(_normalize("work item", item.get("WorkItemHash"), "QP_UpsertWorkItem", {"WorkItem": without_queue_metadata(item)}))
+        actions.append(_normalize("work item", item.get("WorkItemHash"), "QP_UpsertWorkItem", {"WorkItem": item}))
         counts["WorkItems"] += 1
     for item in items:
         events = persistence.work_item_events(coordinator, str(item["WorkItemHash"]))
@@ -119,9 +118,8 @@ def _event_action(item: dict, index: int, event: dict):
     record = {**event, "WorkItemHash": event.get("WorkItemHash") or work_hash}
     row_id = event.get("IDBeaconWorkItemEvent")
     if not record.get("EventGUID"):
-        key = (f"beacon-queue|{work_hash}|{row_id}|{kind}" if row_id is not None
-               else f"coordinator|{work_hash}|{index}|{kind}")
-        record["EventGUID"] = str(uuid.uuid5(IMPORT_NAMESPACE, key))
+        record["EventGUID"] = (local_event_guid(work_hash, row_id, kind) if row_id is not None
+                               else str(uuid.uuid5(IMPORT_NAMESPACE, f"coordinator|{work_hash}|{index}|{kind}")))
     if not record.get("Seq"):
         record["Seq"] = row_id if row_id is not None else index + 1
     if not record.get("EmittedAt"):

@@ -7,14 +7,23 @@ Ultravisor sends objects where the schema has JSON text, and fields that are not
 - renamed fields: work item ``CreatedAt`` → ``EnqueuedAt`` (only when ``EnqueuedAt`` is empty);
   attempt ``DispatchedAt`` → ``StartedAt`` (only when ``StartedAt`` is empty),
   ``CompletedAt`` → ``EndedAt``, ``ErrorMessage`` → ``Error``;
-- every other non-column field (``RequireAffinityMatch``, ``StalledAt``, ``DurationMs``,
-  an event's ``RunID``, ...) is dropped and never fails the write; a manifest keeps them all
-  inside ``ManifestJSON`` (the whole manifest as sent, unless ``ManifestJSON`` is given);
-- events get ``EventGUID`` (time-ordered, :func:`new_event_guid`) when it is missing or
-  empty, and ``EmittedAt`` (now, ISO-8601 UTC with ms) when it is missing or null (an
-  explicit ``''`` means "unknown" and is kept: the data-dir import uses it). Their
-  per-work-item ``Seq`` (missing or 0) needs the journal, so :meth:`Journal.record` fills
-  it with the item's highest ``Seq`` + 1.
+- every other field, a non-column one (``RequireAffinityMatch``, ``StalledAt``, ``DurationMs``,
+  an event's ``RunID``, ``IDBeaconWorkItem``, ...) or a renamed one (``CreatedAt``,
+  ``ErrorMessage``, ...), is kept as sent in :attr:`Action.extra` (``{"WorkItem": {...}}``,
+  ``{"Patch": {...}}``): the journal stores it beside the row and returns it in its reads,
+  backends never see it. It never fails the write. A manifest keeps them all inside
+  ``ManifestJSON`` instead (the whole manifest as sent, unless ``ManifestJSON`` is given);
+  the managed columns (``CreateDate``, ``IDUV...``) are the backend's and are dropped;
+- ``QueueMetadata`` inside a work item's (or a patch's) ``Settings`` is stripped: the
+  scheduler injects it, the live bridge traffic carries it (:func:`without_queue_metadata`);
+- events get ``EventGUID`` when it is missing or empty: an event replayed from the
+  coordinator's local store (it carries its row id ``IDBeaconWorkItemEvent``) the one the
+  data-dir import gives that row (:func:`local_event_guid`) and ``Seq = IDBeaconWorkItemEvent``,
+  so reconnect replays and a later import add nothing; any other a new time-ordered one
+  (:func:`new_event_guid`). ``EmittedAt`` (now, ISO-8601 UTC with ms) is filled when it is
+  missing or null (an explicit ``''`` means "unknown" and is kept: the data-dir import uses
+  it). A missing or 0 ``Seq`` needs the journal, so :meth:`Journal.record` fills it with the
+  item's highest ``Seq`` + 1.
 
 Whole records (upserts, inserts) are completed with the descriptor's ``DefaultObject``:
 an upsert *replaces* the record. Patches stay sparse and never touch the natural key.
@@ -27,6 +36,7 @@ import math
 import os
 import threading
 import time
+import uuid
 from functools import lru_cache
 
 from ..actions import ALL_ACTIONS, Action
@@ -60,6 +70,34 @@ _ALIASES = {
 }
 
 
+#: Namespace of the deterministic EventGUIDs and source keys minted for replayed and imported records.
+IMPORT_NAMESPACE = uuid.UUID("5b0f5cc4-7d5a-4b8e-9a57-2f3c0b7f0e11")
+
+
+def local_event_guid(work_item_hash: str, row_id, event_type) -> str:
+    """The EventGUID of the coordinator's local-store event row ``row_id`` (its
+    ``IDBeaconWorkItemEvent``): the same whether the row comes from a data-dir import, the
+    coordinator's history or its reconnect replay, so the event is journaled once."""
+    return str(uuid.uuid5(IMPORT_NAMESPACE, f"beacon-queue|{work_item_hash}|{row_id}|{(event_type or '').lower()}"))
+
+
+def without_queue_metadata(item: dict) -> dict:
+    """The work item (or patch) without the ``QueueMetadata`` the scheduler injects into its ``Settings``.
+
+    ``Settings`` may be JSON text (a data directory, the coordinator's history) or an object;
+    text that is not JSON stays as it is. ``item`` itself is never changed.
+    """
+    settings = item.get("Settings")
+    if isinstance(settings, str) and "QueueMetadata" in settings:
+        try:
+            settings = json.loads(settings)
+        except ValueError:
+            return item
+    if isinstance(settings, dict) and "QueueMetadata" in settings:
+        return {**item, "Settings": {k: v for k, v in settings.items() if k != "QueueMetadata"}}
+    return item
+
+
 def to_json_text(value) -> str:
     """Compact JSON text, as ``JSON.stringify`` writes it."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -84,12 +122,20 @@ def normalize_action(name: str, settings, warnings: list | None = None) -> Actio
     if name in RECORD_ACTIONS:
         table_name, key = RECORD_ACTIONS[name]
         record = _object(name, settings, key)
-        return Action(name, {key: project_record(name, table_name, record, warnings)})
+        if table_name == WORK_ITEM:
+            record = without_queue_metadata(record)
+        projected = project_record(name, table_name, record, warnings)
+        kept = None if table_name == MANIFEST and "ManifestJSON" not in record else extra_fields(table_name, record)
+        return Action(name, {key: projected}, extra={key: kept} if kept else None)
     if name in PATCH_ACTIONS:
         table_name = PATCH_ACTIONS[name]
         out = {col: _key(name, table_name, col, settings.get(col)) for col in table(table_name).key}
-        out["Patch"] = project_patch(name, table_name, _object(name, settings, "Patch"), warnings)
-        return Action(name, out)
+        patch = _object(name, settings, "Patch")
+        if table_name == WORK_ITEM:
+            patch = without_queue_metadata(patch)
+        out["Patch"] = project_patch(name, table_name, patch, warnings)
+        kept = extra_fields(table_name, patch)
+        return Action(name, out, extra={"Patch": kept} if kept else None)
     if name in ("MS_RemoveManifest", "MS_GetManifest"):
         return Action(name, {"RunHash": _key(name, MANIFEST, "RunHash", settings.get("RunHash"))})
     if name == "QP_GetWorkItemByHash":
@@ -138,7 +184,13 @@ def project_record(action: str, table_name: str, record: dict, warnings: list | 
         if len(projected["ManifestJSON"]) > spec.sizes.get("ManifestJSON", MAX_TEXT):
             _too_long(action, table_name, "ManifestJSON", projected["ManifestJSON"])
     if table_name == EVENT:
-        if not projected.get("EventGUID"):
+        row_id = record.get("IDBeaconWorkItemEvent")
+        if not projected.get("EventGUID") and type(row_id) is int:  # replayed from the local store
+            hash_ = _key(action, table_name, "WorkItemHash", record.get("WorkItemHash"))
+            projected["EventGUID"] = local_event_guid(hash_, row_id, projected.get("EventType"))
+            if not projected.get("Seq"):
+                projected["Seq"] = _to_number(action, "Seq", row_id, int)
+        elif not projected.get("EventGUID"):
             projected["EventGUID"] = new_event_guid()
         else:  # a sent GUID is a natural key like any other
             projected["EventGUID"] = _key(action, table_name, "EventGUID", projected["EventGUID"])
@@ -152,6 +204,12 @@ def project_record(action: str, table_name: str, record: dict, warnings: list | 
     full = {col: value for col, value in spec.defaults.items() if not (table_name == EVENT and col == "Seq")}
     full.update(projected)
     return full
+
+
+def extra_fields(table_name: str, record: dict) -> dict:
+    """The fields of ``record`` that are no column of ``table_name`` (managed ones aside), as sent."""
+    spec = table(table_name)
+    return {k: v for k, v in record.items() if k not in spec.types and k not in spec.managed}
 
 
 def project_patch(action: str, table_name: str, patch: dict, warnings: list | None = None) -> dict:

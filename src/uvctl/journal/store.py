@@ -8,6 +8,25 @@ writing the same file, and a reader that has seen seq N has seen every seq below
 The current-state tables carry the UV table names and columns (``UVQueueWorkItem``,
 ``UVQueueWorkItemEvent``, ``UVQueueWorkItemAttempt``, ``UVManifest``), so reads work with
 no backend at all. The log row and the state change of a write share one transaction.
+Beside the UV columns each state row has ``uvctl_extra`` and each log row ``extra``: the
+fields the record was sent with that are no UV column (``Action.extra``, JSON text or NULL).
+Reads of current state return them merged in under the UV columns; :meth:`Journal.read` and
+:meth:`Journal.all_rows` (what backends receive and are compared with) never do.
+
+What a running coordinator sends is journaled so that the state, and the log replayed to a
+backend, end as the coordinator's truth (docs/architecture.md, "Live traffic"):
+
+- a terminal work item (``actions.WORK_ITEM_TERMINAL``) is not taken back to a live Status by
+  an upsert or patch of an attempt it already had (``_regresses``): an upsert then only fills
+  columns still at their default, a patch loses its Status;
+- a manifest stub (``actions.is_manifest_stub``) never replaces content: over a finished run
+  (``actions.MANIFEST_TERMINAL``) it changes nothing, over another it brings only its
+  non-empty fields;
+- an attempt's outcome for an attempt not journaled is journaled as that attempt
+  (``QP_InsertAttempt``); an insert of an attempt already there fills its default columns.
+
+In each case the log gets the action as applied (the merged record, the patch without its
+Status), never the one sent.
 
 Durability: ``PRAGMA synchronous=FULL`` by default (each commit is fsynced: survives power
 loss). ``UVCTL_JOURNAL_SYNC=normal`` trades that for speed: commits then survive a crash
@@ -32,15 +51,20 @@ import orjson as _orjson
 from .. import multirow
 from ..actions import MANIFEST as MANIFEST_BRIDGE
 from ..actions import QUEUE as QUEUE_BRIDGE
-from ..actions import WRITE_ACTIONS, Action, bridge_of
+from ..actions import (MANIFEST_TERMINAL, WORK_ITEM_TERMINAL, WRITE_ACTIONS, Action, bridge_of, is_empty_value,
+                       is_manifest_stub)
 from ..errors import UsageError, UvctlError
 from ..paths import create_private
 from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
 from .filters import normalize_filter, normalize_limit, to_sql
-from .normalize import now_iso
+from .normalize import now_iso, project_record
 
-#: 2 added ``early_patch`` (changes that arrived before their record).
-FORMAT_VERSION = 2
+#: 2 added ``early_patch`` (changes that arrived before their record); 3 the fields that are
+#: no UV column (``uvctl_extra`` in the state tables, ``extra`` in the log).
+FORMAT_VERSION = 3
+#: The state tables' column of a record's non-UV fields (JSON text, or NULL): the ``uvctl_``
+#: prefix keeps it apart from every UV column.
+EXTRA_COLUMN = "uvctl_extra"
 #: Seconds within which a change that arrived before its record is folded into it (a race
 #: between Ultravisor's concurrent bridge calls); older ones are dropped when the record comes.
 EARLY_PATCH_WINDOW = 60.0
@@ -197,7 +221,7 @@ class Journal:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS log (seq INTEGER PRIMARY KEY AUTOINCREMENT, bridge TEXT NOT NULL, "
-                "action TEXT NOT NULL, settings TEXT NOT NULL, recorded_at TEXT NOT NULL)"
+                "action TEXT NOT NULL, settings TEXT NOT NULL, recorded_at TEXT NOT NULL, extra TEXT)"
             )
             conn.execute("CREATE INDEX IF NOT EXISTS IX_log_bridge_seq ON log (bridge, seq)")
             conn.execute("CREATE TABLE IF NOT EXISTS imported (source_key TEXT PRIMARY KEY, seq INTEGER) WITHOUT ROWID")
@@ -205,7 +229,12 @@ class Journal:
                          "patch TEXT NOT NULL, PRIMARY KEY (tbl, key, seq)) WITHOUT ROWID")
             for spec in tables().values():
                 cols = ", ".join(f'"{c}" {_sql_type(spec.types[c])}' for c in spec.columns)
-                conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({cols})')
+                conn.execute(f'CREATE TABLE IF NOT EXISTS "{spec.name}" ({cols}, "{EXTRA_COLUMN}" TEXT)')
+            # a journal of an older format: its tables gain the columns added since (nullable, so
+            # its rows stay as they are)
+            for tbl, col in (("log", "extra"), *((spec.name, EXTRA_COLUMN) for spec in tables().values())):
+                if col not in {row[1] for row in conn.execute(f'PRAGMA table_info("{tbl}")')}:
+                    conn.execute(f'ALTER TABLE "{tbl}" ADD COLUMN "{col}" TEXT')
             for name, tbl, cols, unique in _INDEXES:
                 quoted = ", ".join(f'"{c}"' for c in cols)
                 conn.execute(f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{name}" ON "{tbl}" ({quoted})')
@@ -533,8 +562,8 @@ class Journal:
             self._insert_rows(self._insert_event_sql, self._tx_events)
             self._tx_events = []
         if self._tx_log:
-            self._insert_rows("INSERT INTO log (seq, bridge, action, settings, recorded_at) VALUES (?, ?, ?, ?, ?)",
-                              self._tx_log)
+            self._insert_rows("INSERT INTO log (seq, bridge, action, settings, recorded_at, extra) "
+                              "VALUES (?, ?, ?, ?, ?, ?)", self._tx_log)
             self._tx_log = []
 
     def _insert_rows(self, sql: str, rows: list) -> None:
@@ -550,47 +579,39 @@ class Journal:
         if name == "QP_AppendEvent":  # the most frequent action by far
             return self._append_event(action, stamp)
         if name in ("QP_UpsertWorkItem", "MS_UpsertManifest"):
-            tbl, key = (WORK_ITEM, "WorkItem") if name == "QP_UpsertWorkItem" else (MANIFEST, "Manifest")
-            existing = self._fetch_by_key(tbl, s[key])
-            if existing is not None and _covers(existing, s[key]):
-                return Recorded(action, "unchanged")
-            if existing is None and tbl == WORK_ITEM:
-                action = self._with_early_patches(action, tbl, key, reimport)
-                s = action.settings
-            logged = self._log(action, stamp)
-            self._conn.execute(self._upsert_sql[tbl], [s[key][c] for c in table(tbl).columns])
-            return logged
+            return self._upsert(action, stamp, reimport)
         if name == "QP_InsertAttempt":
-            attempt = s["Attempt"]
-            existing = self._fetch_by_key(ATTEMPT, attempt)
+            existing = self._stored(ATTEMPT, s["Attempt"])
             if existing is None:
-                action = self._with_early_patches(action, ATTEMPT, "Attempt", reimport)
-                attempt = action.settings["Attempt"]
-                logged = self._log(action, stamp)
-                self._conn.execute(self._upsert_sql[ATTEMPT], [attempt[c] for c in table(ATTEMPT).columns])
-                return logged
-            diff = {c: v for c, v in attempt.items() if c not in table(ATTEMPT).key and existing.get(c) != v}
-            if not reimport or not diff:
+                return self._insert(ATTEMPT, self._with_early_patches(action, ATTEMPT, "Attempt", reimport), stamp)
+            filling = _attempt_fill(existing, action, reimport)
+            if filling is None:
                 return Recorded(action, "duplicate")
-            key = {c: attempt[c] for c in table(ATTEMPT).key}
-            action = Action("QP_UpdateAttemptOutcome", {**key, "Patch": diff})
-            name, s = action.name, action.settings
+            action, name, s = filling, filling.name, filling.settings
         if name in ("QP_UpdateWorkItem", "QP_UpdateAttemptOutcome"):
             tbl = WORK_ITEM if name == "QP_UpdateWorkItem" else ATTEMPT
             key = {c: s[c] for c in table(tbl).key}
-            existing = self._fetch_by_key(tbl, key)
-            if existing is not None and _covers(existing, s["Patch"]):
-                return Recorded(action, "unchanged")
+            existing = self._stored(tbl, key)
+            if existing is None and tbl == ATTEMPT:
+                # an outcome without its insert (an item pushed over WebSocket never gets one):
+                # journaled as the attempt itself, so that every backend stores it
+                return self._insert(ATTEMPT, _attempt_from_outcome(action), stamp)
             if existing is None:
                 logged = self._log(action, stamp, "not-found")
                 self._conn.execute("INSERT INTO early_patch VALUES (?, ?, ?, ?)",
                                    (tbl, _encode(list(key.values())), logged.action.seq, _encode(s["Patch"])))
                 return logged
-            self._update(tbl, key, s["Patch"])
+            if tbl == WORK_ITEM and self._regresses(existing, s["Patch"].get("Status"), s["Patch"].get("AttemptNumber")):
+                action = Action(name, {**s, "Patch": {c: v for c, v in s["Patch"].items() if c != "Status"}},
+                                extra=action.extra)
+            patch = action.settings["Patch"]
+            if _covers(existing, patch):
+                return Recorded(action, "unchanged")
+            self._update(tbl, key, patch, _merged_extra(existing, action, "Patch"))
             return self._log(action, stamp)
         if name == "MS_RemoveManifest":
             key = {"Hash": s["RunHash"]}
-            existing = self._fetch_by_key(MANIFEST, key)
+            existing = self._stored(MANIFEST, key)
             if existing is not None and existing["Deleted"]:
                 return Recorded(action, "already-absent")
             if existing is None:
@@ -598,6 +619,82 @@ class Journal:
             self._update(MANIFEST, key, {"Deleted": True})
             return self._log(action, stamp)
         raise UsageError(f"{name} is not a journaled write action")
+
+    def _upsert(self, action: Action, stamp: str, reimport: bool) -> Recorded:
+        """A whole work item or manifest: inserted, replacing the stored one, or merged into it
+        when it would take back what the stored one already has (:meth:`_effective_upsert`)."""
+        tbl, field = (WORK_ITEM, "WorkItem") if action.name == "QP_UpsertWorkItem" else (MANIFEST, "Manifest")
+        existing = self._stored(tbl, action.settings[field])
+        if existing is None:
+            if tbl == WORK_ITEM:
+                action = self._with_early_patches(action, tbl, field, reimport)
+            return self._insert(tbl, action, stamp)
+        if _covers(existing, action.settings[field]):
+            return Recorded(action, "unchanged")
+        effective = self._effective_upsert(tbl, existing, action)
+        if effective is None or _covers(existing, effective.settings[field]):
+            return Recorded(action, "unchanged")
+        return self._insert(tbl, effective, stamp, existing)
+
+    def _effective_upsert(self, tbl: str, existing: dict, action: Action) -> Action | None:
+        """What an upsert over the stored ``existing`` should leave, as the action to log (the
+        log is replayed to backends); None to keep ``existing`` as it is.
+
+        - A work item that is terminal (``WORK_ITEM_TERMINAL``) is not taken back to a live
+          Status by an upsert of the same attempt (:meth:`_regresses`): Ultravisor serializes an
+          item when the write is delivered, and replays old ones. The stored record is kept; the
+          upsert only fills columns still at their default.
+        - A manifest stub (``actions.is_manifest_stub``: a replay, a restart's ``Error`` mark)
+          never replaces content: over a finished run (``MANIFEST_TERMINAL``) it changes
+          nothing; over any other it brings only its non-empty fields, the stored manifest's
+          content stays. A removed manifest is revived by it as by any upsert.
+        """
+        record = action.settings["WorkItem" if tbl == WORK_ITEM else "Manifest"]
+        if tbl == WORK_ITEM:
+            if not self._regresses(existing, record["Status"], record["AttemptNumber"]):
+                return action
+            defaults = table(WORK_ITEM).defaults
+            fill = {c: v for c, v in record.items() if existing[c] == defaults[c] and v != existing[c]}
+            if not fill:
+                return None
+            kept = {**{c: existing[c] for c in table(WORK_ITEM).columns}, **fill}
+            extra = {**((action.extra or {}).get("WorkItem") or {}), **_extra_of(existing)}  # the stored ones win
+            return Action(action.name, {"WorkItem": kept}, extra={"WorkItem": extra} if extra else None)
+        if existing["Deleted"]:
+            return action
+        sent = _json_object(record["ManifestJSON"])
+        if not is_manifest_stub(sent):
+            return action
+        if existing["Status"] in MANIFEST_TERMINAL:
+            return None
+        merged = _json_object(existing["ManifestJSON"]) or {}
+        merged.update((k, v) for k, v in sent.items() if k not in merged or not is_empty_value(v))
+        # the stub's values were checked when it was normalized; a field that would not fit is dropped
+        return Action(action.name, {"Manifest": project_record(action.name, MANIFEST, merged, [])}, extra=action.extra)
+
+    def _regresses(self, existing: dict, status, attempt) -> bool:
+        """True when ``status`` would take the work item ``existing`` from a terminal Status
+        back to a live one within an attempt it already had: ``attempt`` (the incoming
+        AttemptNumber) is not higher than the highest the journal knows of the item."""
+        if existing["Status"] not in WORK_ITEM_TERMINAL or status is None or status in WORK_ITEM_TERMINAL:
+            return False
+        if attempt is None:
+            return True
+        top = self._conn.execute('SELECT MAX("AttemptNumber") FROM "UVQueueWorkItemAttempt" WHERE "WorkItemHash" = ?',
+                                 (existing["WorkItemHash"],)).fetchone()[0]
+        # A terminal item was attempted at least once, whatever its AttemptNumber says: Ultravisor
+        # leaves 0 on an item it pushed over WebSocket (its outcome says attempt 1), and after a
+        # restart re-dispatches such an item as attempt 1 (captures qp1b/qp1d).
+        return attempt <= max(existing["AttemptNumber"], top or 0, 1)
+
+    def _insert(self, tbl: str, action: Action, stamp: str, existing: dict | None = None) -> Recorded:
+        """Log the whole record of ``action`` and write it over ``existing`` (its extras merged)."""
+        field = next(iter(action.settings))
+        record = action.settings[field]
+        logged = self._log(action, stamp)
+        extra = _merged_extra(existing, action, field)
+        self._conn.execute(self._upsert_sql[tbl], [*(record[c] for c in table(tbl).columns), extra])
+        return logged
 
     def _with_early_patches(self, action: Action, tbl: str, field: str, imported: bool = False) -> Action:
         """``action`` (the first record of its key) with the changes that arrived before it.
@@ -611,7 +708,7 @@ class Journal:
         record = action.settings[field]
         key = _encode([record[c] for c in table(tbl).key])
         rows = self._conn.execute(
-            "SELECT e.patch, l.recorded_at, i.seq IS NOT NULL FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
+            "SELECT e.seq, e.patch, l.recorded_at, i.seq IS NOT NULL FROM early_patch e LEFT JOIN log l ON l.seq = e.seq "
             "LEFT JOIN imported i ON i.seq = e.seq WHERE e.tbl = ? AND e.key = ? ORDER BY e.seq", (tbl, key)).fetchall()
         if not rows:
             return action
@@ -621,15 +718,21 @@ class Journal:
         # override a fresh record of the same key.
         # An import replays a history in its order, possibly over several runs (a stopped import
         # is finished by the next): there a change an import brought is folded whatever its age.
+        # A change journaled in this very transaction (calls grouped into one commit) has its log
+        # row still in the buffer: it is as fresh as can be.
         since = now_iso(ago=EARLY_PATCH_WINDOW)
-        fresh = [json.loads(patch) for patch, recorded_at, from_import in rows
-                 if (imported and from_import) or (recorded_at is not None and recorded_at >= since)]
+        buffered = {row[0] for row in self._tx_log}
+        fresh = [json.loads(patch) for seq, patch, recorded_at, from_import in rows
+                 if (imported and from_import) or seq in buffered
+                 or (recorded_at is not None and recorded_at >= since)]
         if not fresh:
             return action
         merged = dict(record)
         for patch in fresh:
+            if tbl == WORK_ITEM and self._regresses(merged, patch.get("Status"), patch.get("AttemptNumber")):
+                patch = {c: v for c, v in patch.items() if c != "Status"}  # the record was serialized later
             merged.update(patch)
-        return Action(action.name, {**action.settings, field: merged}, action.seq)
+        return Action(action.name, {**action.settings, field: merged}, action.seq, action.extra)
 
     def _append_event(self, action: Action, stamp: str) -> Recorded:
         event = dict(action.settings["Event"])
@@ -641,7 +744,7 @@ class Journal:
             event["Seq"] = last + 1
         self._tx_event_seq[hash_] = max(last, event["Seq"])
         self._tx_guids.add(guid)
-        self._tx_events.append(self._event_row(event))
+        self._tx_events.append((*self._event_row(event), _merged_extra(None, action, "Event")))
         return self._log(action, stamp, settings={**action.settings, "Event": event})
 
     def _log(self, action: Action, stamp: str, outcome: str = "applied", settings: dict | None = None) -> Recorded:
@@ -656,26 +759,34 @@ class Journal:
                 self._tx_known_last[bridge] = previous
         seq = self._tx_next_seq
         self._tx_next_seq += 1
-        self._tx_log.append((seq, bridge, action.name, _encode(settings), stamp))
+        extra = _encode_extra(action.extra) if action.extra else None
+        self._tx_log.append((seq, bridge, action.name, _encode(settings), stamp, extra))
         self._tx_last_seq[bridge] = seq
-        return Recorded(Action(action.name, settings, seq), outcome, previous)
+        return Recorded(Action(action.name, settings, seq, action.extra), outcome, previous)
 
-    def _update(self, tbl: str, key: dict, patch: dict) -> None:
+    def _update(self, tbl: str, key: dict, patch: dict, extra: str | None = None) -> None:
+        if extra is not None:
+            patch = {**patch, EXTRA_COLUMN: extra}
         if not patch:
             return
         sets = ", ".join(f'"{c}" = ?' for c in patch)
         where = " AND ".join(f'"{c}" = ?' for c in key)
         self._conn.execute(f'UPDATE "{tbl}" SET {sets} WHERE {where}', [*patch.values(), *key.values()])
 
-    def _fetch_by_key(self, tbl: str, record: dict) -> dict | None:
+    def _fetch_by_key(self, tbl: str, record: dict, extra: str = "merge") -> dict | None:
         key = table(tbl).key
         where = " AND ".join(f'"{c}" = ?' for c in key)
-        rows = self._select(f'SELECT * FROM "{tbl}" WHERE {where}', [record[c] for c in key], tbl)
+        rows = self._select(f'SELECT * FROM "{tbl}" WHERE {where}', [record[c] for c in key], tbl, extra)
         return rows[0] if rows else None
+
+    def _stored(self, tbl: str, record: dict) -> dict | None:
+        """The stored row of ``record``'s key: UV columns, and its extras as text under ``EXTRA_COLUMN``."""
+        return self._fetch_by_key(tbl, record, "raw")
 
     # ------------------------------------------------------------------ the log
     def read(self, bridge: str, after_seq: int = 0, limit: int = 500, upto_seq: int | None = None) -> list[Action]:
-        """Journaled write actions of ``bridge`` with ``seq > after_seq``, in seq order.
+        """Journaled write actions of ``bridge`` with ``seq > after_seq``, in seq order: what a
+        backend receives, UV columns only (``extra`` stays None; the log row keeps it).
 
         ``upto_seq`` (added, optional) also leaves out every seq above it (a flush stops at
         the last seq it saw when it started).
@@ -811,8 +922,10 @@ class Journal:
             after = [rows[-1][c] for c in key]
 
     # ------------------------------------------------------------------ state reads
+    # Each read answers the row's UV columns with the fields it was sent beyond them (its
+    # extras) merged in under them: a UV column always wins. ``all_rows`` answers UV columns only.
     def get_work_item(self, work_item_hash: str) -> dict | None:
-        """The current work item ``work_item_hash`` (UV columns), or None."""
+        """The current work item ``work_item_hash`` (UV columns and extras), or None."""
         return self._fetch_by_key(WORK_ITEM, {"WorkItemHash": work_item_hash})
 
     def list_work_items(self, flt=None) -> list[dict]:
@@ -851,25 +964,32 @@ class Journal:
     def all_rows(self, tbl: str) -> list[dict]:
         """Every row of the state table ``tbl`` in natural-key order (for comparisons)."""
         order = ", ".join(f'"{c}"' for c in table(tbl).key)
-        return self._select(f'SELECT * FROM "{table(tbl).name}" ORDER BY {order}', [], tbl)
+        return self._select(f'SELECT * FROM "{table(tbl).name}" ORDER BY {order}', [], tbl, "omit")
 
     def _list(self, tbl: str, flt) -> list[dict]:
         where, params, order, limit = to_sql(tbl, normalize_filter(tbl, flt))
         return self._select(f'SELECT * FROM "{tbl}" WHERE {where} ORDER BY {order}, rowid LIMIT ?', [*params, limit], tbl)
 
-    def _select(self, sql: str, params, tbl: str) -> list[dict]:
+    def _select(self, sql: str, params, tbl: str, extra: str = "merge") -> list[dict]:
+        """Rows of ``sql`` as dicts; their extras ``merge``d under the UV columns, ``omit``ted, or
+        left as text under ``EXTRA_COLUMN`` (``raw``)."""
         spec = table(tbl)
         with self._lock:
             cur = self._conn.execute(sql, params)
             names = [d[0] for d in cur.description]
             rows = cur.fetchall()
-        booleans = [i for i, n in enumerate(names) if spec.is_boolean(n)]
+        booleans = [i for i, n in enumerate(names) if n != EXTRA_COLUMN and spec.is_boolean(n)]
         out = []
         for row in rows:
             row = list(row)
             for i in booleans:
                 row[i] = bool(row[i])
-            out.append(dict(zip(names, row)))
+            row = dict(zip(names, row))
+            if extra != "raw":
+                text = row.pop(EXTRA_COLUMN, None)
+                if text and extra == "merge":
+                    row.update((k, v) for k, v in _decode_extra(text).items() if k not in row)
+            out.append(row)
         return out
 
     # ------------------------------------------------------------------ stats
@@ -1048,11 +1168,83 @@ def _sql_type(col_type: str) -> str:
 
 
 def _upsert_sql(spec) -> str:
-    cols = ", ".join(f'"{c}"' for c in spec.columns)
-    marks = ", ".join("?" for _ in spec.columns)
+    names = (*spec.columns, EXTRA_COLUMN)
+    cols = ", ".join(f'"{c}"' for c in names)
+    marks = ", ".join("?" for _ in names)
     key = ", ".join(f'"{c}"' for c in spec.key)
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in spec.columns if c not in spec.key)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in names if c not in spec.key)
     return f'INSERT INTO "{spec.name}" ({cols}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {updates}'
+
+
+def _attempt_from_outcome(action: Action) -> Action:
+    """The ``QP_InsertAttempt`` of an outcome patch whose attempt is not journaled: its key and
+    the patch's columns, the rest at their defaults."""
+    spec = table(ATTEMPT)
+    record = {**spec.defaults, **action.settings["Patch"], **{c: action.settings[c] for c in spec.key}}
+    extra = (action.extra or {}).get("Patch")
+    return Action("QP_InsertAttempt", {"Attempt": record}, extra={"Attempt": extra} if extra else None)
+
+
+def _attempt_fill(existing: dict, action: Action, reimport: bool) -> Action | None:
+    """The ``QP_UpdateAttemptOutcome`` an insert of the stored attempt ``existing`` amounts to;
+    None when it changes nothing (a duplicate).
+
+    A live insert only fills the columns still at their default (it may come after the outcome
+    that created the attempt); a re-import brings every column that differs (a source re-read).
+    """
+    spec = table(ATTEMPT)
+    attempt = action.settings["Attempt"]
+    patch = {c: v for c, v in attempt.items() if c not in spec.key and existing[c] != v
+             and (reimport or existing[c] == spec.defaults[c])}
+    if not patch:
+        return None
+    extra = (action.extra or {}).get("Attempt")
+    if extra and not reimport:
+        stored = _extra_of(existing)
+        extra = {k: v for k, v in extra.items() if k not in stored}
+    return Action("QP_UpdateAttemptOutcome", {**{c: attempt[c] for c in spec.key}, "Patch": patch},
+                  extra={"Patch": extra} if extra else None)
+
+
+def _json_object(text) -> dict | None:
+    """``text`` parsed when it is a JSON object, else None."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _extra_of(row: dict | None) -> dict:
+    """The extras of a stored (``raw``) row."""
+    text = row.get(EXTRA_COLUMN) if row else None
+    return _decode_extra(text) if text else {}
+
+
+def _merged_extra(existing: dict | None, action: Action, field: str) -> str | None:
+    """The extras text a row gets from ``action``'s record ``field`` over ``existing``'s: a
+    field sent again replaces its value, one not sent again keeps it."""
+    new = (action.extra or {}).get(field)
+    stored = existing.get(EXTRA_COLUMN) if existing else None
+    if not new:
+        return stored
+    return _encode_extra({**_extra_of(existing), **new} if stored else new)
+
+
+def _encode_extra(value) -> str:
+    """Extras as JSON text; a value JSON cannot hold (a Python caller's object) as its text."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError):
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _decode_extra(text: str) -> dict:
+    try:
+        value = _orjson.loads(text)
+    except _orjson.JSONDecodeError:
+        value = json.loads(text)
+    return value if isinstance(value, dict) else {}
 
 
 def _encode(settings) -> str:

@@ -5,25 +5,6 @@ anything is journaled), ``pairs()`` streams the normalized actions, ``report()``
 was read. Any problem met while streaming raises a UsageError and the import rolls back.
 """
 
-import json
-import uuid
+from ..normalize import IMPORT_NAMESPACE, without_queue_metadata
 
-#: Namespace of the deterministic EventGUIDs and source keys minted by imports.
-IMPORT_NAMESPACE = uuid.UUID("5b0f5cc4-7d5a-4b8e-9a57-2f3c0b7f0e11")
-
-
-def without_queue_metadata(item: dict) -> dict:
-    """The work item without the ``QueueMetadata`` the scheduler injects into its ``Settings``.
-
-    ``Settings`` may be JSON text (a data directory, the coordinator's history) or an object;
-    text that is not JSON stays as it is. ``item`` itself is never changed.
-    """
-    settings = item.get("Settings")
-    if isinstance(settings, str) and "QueueMetadata" in settings:
-        try:
-            settings = json.loads(settings)
-        except ValueError:
-            return item
-    if isinstance(settings, dict) and "QueueMetadata" in settings:
-        return {**item, "Settings": {k: v for k, v in settings.items() if k != "QueueMetadata"}}
-    return item
+__all__ = ["IMPORT_NAMESPACE", "without_queue_metadata"]

@@ -9,9 +9,9 @@ Reference: ultravisor-datadir.md (a real data dir) and bridge reference §8.
 - ``<staging root>/*/Manifest_*.json``: the run manifests, oldest run first; ``StagingPath``
   (the run folder) and ``Live: false`` are added, since the files carry neither.
 
-Mapping: work items as they are, with ``Settings.QueueMetadata`` stripped (the scheduler
-injects it into a few rows only); events get ``Seq = IDBeaconWorkItemEvent``, a UUIDv5
-``EventGUID`` of the source row, and ``EmittedAt`` from the matching ``TimelineRecord.At``
+Mapping: work items as they are (normalization strips the ``Settings.QueueMetadata`` the
+scheduler injects into a few rows); events get ``Seq = IDBeaconWorkItemEvent``, the UUIDv5
+``EventGUID`` of the source row (``normalize.local_event_guid``, the one a live replay of the row gets), and ``EmittedAt`` from the matching ``TimelineRecord.At``
 (same work item and event type, n-th with n-th) or else the item's own timestamp for that
 step, or ``''``; attempts map ``DispatchedAt`` → ``StartedAt``, ``CompletedAt`` → ``EndedAt``,
 ``ErrorMessage`` → ``Error`` (normalization does that). Each work item is followed by its
@@ -25,13 +25,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
-import uuid
 from pathlib import Path
 
 from ...errors import UsageError
 from ...statefile import process_alive
-from ..normalize import normalize_action
-from . import IMPORT_NAMESPACE, without_queue_metadata
+from ..normalize import local_event_guid, normalize_action
 
 QUEUE_DB = Path("beacon") / "beacon-queue.sqlite"
 #: Temporary copies of the queue database are ``<tmp>/uvctl-import-<pid>-<random>``.
@@ -185,7 +183,7 @@ class DataDirSource:
         for item in conn.execute(_latest_rows_sql(conn, "BeaconWorkItem", "WorkItemHash", "EnqueuedAt, IDBeaconWorkItem")):
             item = dict(item)
             del item["uvctl_rank"]
-            yield self._normalize("QP_UpsertWorkItem", {"WorkItem": without_queue_metadata(item)}, item["IDBeaconWorkItem"])
+            yield self._normalize("QP_UpsertWorkItem", {"WorkItem": item}, item["IDBeaconWorkItem"])
             yield from self._history(item["WorkItemHash"], item, timeline)
         orphans = conn.execute(
             "SELECT WorkItemHash FROM BeaconWorkItemEvent UNION SELECT WorkItemHash FROM BeaconWorkItemAttempt "
@@ -204,8 +202,8 @@ class DataDirSource:
             stamps = timeline.get((work_hash, kind), [])
             emitted = stamps[nth[kind] - 1] if len(stamps) >= nth[kind] else ((item or {}).get(_EVENT_TIME.get(kind, "")) or "")
             row_id = event["IDBeaconWorkItemEvent"]
-            guid = uuid.uuid5(IMPORT_NAMESPACE, f"beacon-queue|{work_hash}|{row_id}|{kind}")
-            record = {**dict(event), "Seq": row_id, "EmittedAt": emitted, "EventGUID": str(guid)}
+            record = {**dict(event), "Seq": row_id, "EmittedAt": emitted,
+                      "EventGUID": local_event_guid(work_hash, row_id, kind)}
             yield self._normalize("QP_AppendEvent", {"Event": record}, row_id)
         for attempt in self._conn.execute(self._attempts_sql, (work_hash,)).fetchall():
             attempt = dict(attempt)
