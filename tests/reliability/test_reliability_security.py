@@ -249,6 +249,8 @@ def test_meadowproxy_builds_paths_only_under_its_own_table_bases(key, other):
 #: Every expression interpolated into SQL text anywhere in uvctl, and why it cannot carry user text.
 REVIEWED_SQL_INTERPOLATIONS = {
     "tbl": "a UV table name from uvctl.journal.columns (fixed); never from input",
+    "time_column": "a column name from filters.RANGE_COLUMNS (fixed per table); the times are bound",
+    "key_column": "a natural-key column from filters.RANGE_COLUMNS (fixed per table); the cursor is bound",
     "spec.name": "a UV table name from the built-in descriptor",
     "table(tbl).name": "a UV table name from the built-in descriptor",
     "cols": "quoted column names of the built-in descriptor",
