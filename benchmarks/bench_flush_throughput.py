@@ -1,15 +1,16 @@
 """Flush throughput: 100k journal records (work items with their events and attempts) into
-SQLite and PostgreSQL, against (a) a plain SQLAlchemy executemany of the same rows into the same
+SQLite, PostgreSQL and MariaDB/MySQL, each against (a) a plain SQLAlchemy executemany of the same rows into the same
 tables and (b) the upstream style, one statement and one commit per record.
 
-Targets: flush >= 0.5 x (a) and >= 20 x (b). Usage:
+Targets: flush >= 0.8 x (a) and >= 20 x (b), per engine. Usage:
 
-    .venv/bin/python benchmarks/bench_flush_throughput.py [--items 20000] [--engines sqlite,postgres]
+    .venv/bin/python benchmarks/bench_flush_throughput.py [--items 20000] [--engines sqlite,postgres,mysql]
         [--upstream-sample 3000] [--batch-size 5000] [--repeat 3]
 
 Each work item gives 5 records (upsert, 3 events, 1 attempt), so 20000 items = 100k records.
 (b) is measured on the first --upstream-sample records (it is slow) and reported as a rate.
-Each of the three is the best of --repeat runs, so the ratios compare like with like.
+Each of the three is the best of --repeat runs, so the ratios compare like with like; all three
+run on the same server in the same run (UVCTL_TEST_PG_URL / UVCTL_TEST_MYSQL_URL pick the servers).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import tempfile
 import time
 import uuid
 
-PG_SERVER = os.environ.get("UVCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SERVERS = {
+    "postgres": os.environ.get("UVCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    "mysql": os.environ.get("UVCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
 
 
 def calls_for(items: int):
@@ -88,12 +92,13 @@ class Target:
             from sqlalchemy.engine import make_url
 
             name = f"uvctl_bench_{uuid.uuid4().hex[:10]}"
-            admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+            server = SERVERS[self.engine_name]
+            admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(sa.text(f"CREATE DATABASE {name}"))
             admin.dispose()
             self.created.append(name)
-            url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+            url = make_url(server).set(database=name).render_as_string(hide_password=False)
         ensure_schema(url)
         if self.engine_name == "sqlite":  # as the sql backend's bootstrap leaves it, for (a) and (b) too
             import sqlalchemy as sa
@@ -109,10 +114,11 @@ class Target:
             return
         import sqlalchemy as sa
 
-        admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+        force = " WITH (FORCE)" if self.engine_name == "postgres" else ""
+        admin = sa.create_engine(SERVERS[self.engine_name], isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             for name in self.created:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
         admin.dispose()
 
 
@@ -177,7 +183,7 @@ def bench_upstream(url: str, journal, sample: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20000)
-    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--engines", default="sqlite,postgres,mysql")
     parser.add_argument("--upstream-sample", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3, help="best of N for the flush, (a) and (b) (the machine is shared)")
@@ -188,8 +194,10 @@ def main() -> int:
         for engine_name in args.engines.split(","):
             target = Target(engine_name, folder)
             try:
-                flush_s = min(bench_flush(target.fresh(), journal, args.batch_size) for _ in range(args.repeat))
-                many_s = min(bench_executemany(target.fresh(), rows) for _ in range(args.repeat))
+                flush_s = many_s = float("inf")
+                for _ in range(args.repeat):  # alternated, so a noisy spell of the machine hits both alike
+                    flush_s = min(flush_s, bench_flush(target.fresh(), journal, args.batch_size))
+                    many_s = min(many_s, bench_executemany(target.fresh(), rows))
                 upstream_per_record = min(bench_upstream(target.fresh(), journal, min(args.upstream_sample, records))
                                           for _ in range(args.repeat))
             finally:
@@ -198,7 +206,7 @@ def main() -> int:
             print(f"{engine_name}: flush {records} records in {flush_s:.2f} s = {flush_rate:,.0f} records/s "
                   f"(batch {args.batch_size}, best of {args.repeat})")
             print(f"{engine_name}: (a) plain executemany of the same rows {many_s:.2f} s = {many_rate:,.0f} rows/s; "
-                  f"flush/executemany = {flush_rate / many_rate:.2f} (target >= 0.5)")
+                  f"flush/executemany = {flush_rate / many_rate:.2f} (target >= 0.8)")
             print(f"{engine_name}: (b) one statement + commit per record {upstream_rate:,.0f} records/s "
                   f"(sample of {min(args.upstream_sample, records)}, best of {args.repeat}); flush/upstream = {flush_rate / upstream_rate:.1f}x "
                   f"(target >= 20x)")
