@@ -1,6 +1,6 @@
 """Run the reliability trials and write their figures.
 
-    .venv/bin/python -m reliability.run                 # everything (10 to 30 minutes on 2 cores)
+    .venv/bin/python -m reliability.run                 # everything (20 to 40 minutes on 2 cores)
     .venv/bin/python -m reliability.run crash-sqlite network-meadow --trials 5 --records 2000
 
 Trials: crash-sqlite, crash-postgres, crash-mysql, crash-import, network-meadow, network-mesh,

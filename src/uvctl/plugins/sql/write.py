@@ -327,7 +327,7 @@ class _Writer:
                     compiled = None
                 elif compiled.positional:
                     pick = multirow.tuple_getter(compiled.positiontup)
-                elif compiled.isinsert and self.dialect != "postgresql" and self.conn.dialect.paramstyle == "pyformat":
+                elif compiled.isinsert and self.mysql and self.conn.dialect.paramstyle == "pyformat":
                     # PyMySQL takes %s as well: positional binds let the rows go as multi-row statements
                     sql, names = multirow.positional(sql)
                     pick = multirow.tuple_getter(names)
