@@ -1,5 +1,5 @@
 """Network-fault trials: a flush through :class:`FaultProxy` to a real meadow REST server
-(the meadowproxy backend, direct transport) or to PostgreSQL (the sql backend).
+(the meadowproxy backend, direct transport) or to PostgreSQL or MariaDB (the sql backend).
 
 ``uvctl flush`` runs as a separate process again and again until it reports success (or
 ``max_runs`` is reached). Every failed run must stop cleanly: a non-zero exit, one
@@ -140,23 +140,29 @@ def mesh_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 5,
     return figures
 
 
-def postgres_trial(work_dir, records: int = 10000, rate: float = 0.2, seed: int = 4, max_runs: int = 300,
-                   log=print, batch_size: int = 500) -> dict:
-    """A ``records``-record flush to PostgreSQL through the proxy (tcp mode) at ``rate``."""
+def sql_trial(work_dir, kind: str = "postgres", records: int = 10000, rate: float = 0.2, seed: int = 4,
+              max_runs: int = 300, log=print, batch_size: int = 500) -> dict:
+    """A ``records``-record flush to a fresh PostgreSQL (``postgres``) or MariaDB/MySQL
+    (``mysql``) database through the proxy (tcp mode) at ``rate``."""
     from sqlalchemy.engine import make_url
 
     work_dir = Path(work_dir)
-    url = procs.create_pg_database()
+    url = procs.create_database(kind)
     parsed = make_url(url)
     try:
-        with FaultProxy(parsed.port or 5432, mode="tcp", rate=rate, seed=seed) as proxy:
+        port, prefix = _SERVER_KINDS[kind]
+        with FaultProxy(parsed.port or port, mode="tcp", rate=rate, seed=seed) as proxy:
             via = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
             data_dir = work_dir / "data"
-            _journal(data_dir, records, seed, "pgnet")
+            _journal(data_dir, records, seed, prefix)
             assign = procs.run(data_dir, "persistence", "assign", "--backend", "sql", "--db", via)
             figures = flush_until_done(data_dir, url, proxy, max_runs, log, batch_size)
             figures["assign_exit"] = assign.returncode
     finally:
-        procs.drop_pg_database(url)
+        procs.drop_database(url)
     figures.update({"records": records, "fault_rate": rate})
     return figures
+
+
+#: Per server kind: its default port, and the prefix of the trial's journal records.
+_SERVER_KINDS = {"postgres": (5432, "pgnet"), "mysql": (3306, "mynet")}

@@ -7,7 +7,12 @@ import subprocess
 import sys
 import uuid
 
-PG_SERVER = os.environ.get("UVCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+#: The machine's database servers the trials make fresh databases on (their database part is ignored).
+SERVERS = {
+    "postgres": os.environ.get("UVCTL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("UVCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+_PREFIX = "uvctl_r_"
 
 
 def env_for(data_dir, **extra) -> dict:
@@ -34,36 +39,39 @@ def run(data_dir, *args, timeout: float = 300, **extra) -> subprocess.CompletedP
                           timeout=timeout)
 
 
-def create_pg_database(server_url: str = PG_SERVER) -> str:
-    """A fresh, empty PostgreSQL database on the machine's server; its URL."""
+def create_database(kind: str = "postgres") -> str:
+    """A fresh, empty database on the machine's PostgreSQL (``postgres``) or MariaDB/MySQL
+    (``mysql``) server; its URL."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    name = f"uvctl_r_{uuid.uuid4().hex[:12]}"
-    url = make_url(server_url)
+    name = f"{_PREFIX}{uuid.uuid4().hex[:12]}"  # generated here, never user text
+    url = make_url(SERVERS[kind])
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # name is generated above, never user text
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
     finally:
         engine.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def drop_pg_database(target_url: str) -> None:
-    """Drop a database made by :func:`create_pg_database` (its sessions are terminated first)."""
+def drop_database(target_url: str) -> None:
+    """Drop a database made by :func:`create_database` (on PostgreSQL its sessions are terminated first)."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
     target = make_url(target_url)
     name = target.database
-    if not (name or "").startswith("uvctl_r_"):
+    if not (name or "").startswith(_PREFIX):
         raise ValueError(f"refusing to drop {name!r}: not a reliability database")
-    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    postgres = target.get_backend_name() == "postgresql"
+    engine = sa.create_engine(target.set(database="postgres") if postgres else target, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
-                                 "AND pid <> pg_backend_pid()"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            if postgres:
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
+                                     "AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
     finally:
         engine.dispose()

@@ -1,10 +1,11 @@
 """Run the reliability trials and write their figures.
 
-    .venv/bin/python -m reliability.run                 # everything (10 to 30 minutes on 2 cores)
+    .venv/bin/python -m reliability.run                 # everything (20 to 40 minutes on 2 cores)
     .venv/bin/python -m reliability.run crash-sqlite network-meadow --trials 5 --records 2000
 
-Trials: crash-sqlite, crash-postgres, crash-import, network-meadow, network-mesh, network-postgres,
-concurrency, concurrency-postgres, disk-full, read-only. Figures go to stdout and to reliability/last-run.json
+Trials: crash-sqlite, crash-postgres, crash-mysql, crash-import, network-meadow, network-mesh,
+network-postgres, network-mysql, concurrency, concurrency-postgres, concurrency-mysql, disk-full,
+read-only (the -mysql trials on the machine's MariaDB/MySQL server). Figures go to stdout and to reliability/last-run.json
 (``--out`` to change); the exit status is 1 when any trial lost, duplicated or corrupted
 anything, or a failure was not one clean line.
 """
@@ -24,8 +25,11 @@ if str(HERE.parent) not in sys.path:
 
 from reliability import concurrency, crash, disk, network, procs  # noqa: E402
 
-TRIALS = ("crash-sqlite", "crash-postgres", "crash-import", "network-meadow", "network-mesh", "network-postgres", "concurrency",
-          "concurrency-postgres", "disk-full", "read-only")
+TRIALS = ("crash-sqlite", "crash-postgres", "crash-mysql", "crash-import", "network-meadow", "network-mesh",
+          "network-postgres", "network-mysql", "concurrency", "concurrency-postgres", "concurrency-mysql", "disk-full",
+          "read-only")
+#: Seed offsets (``--seed`` + offset) of the crash and the network trial on a database server, per kind.
+_SERVER_SEEDS = {"postgres": (1, 4), "mysql": (6, 7)}
 
 
 def run_trial(name: str, work: Path, args) -> dict:
@@ -34,9 +38,11 @@ def run_trial(name: str, work: Path, args) -> dict:
     if name == "crash-sqlite":
         return crash.flush_trials(work, lambda i: f"sqlite:///{work}/target-{i}.sqlite", trials=n,
                                   records=args.crash_records, batch_size=args.crash_batch_size, seed=args.seed)
-    if name == "crash-postgres":
-        return crash.flush_trials(work, lambda i: procs.create_pg_database(), procs.drop_pg_database, trials=n,
-                                  records=args.crash_records, batch_size=args.crash_batch_size, seed=args.seed + 1)
+    if name in ("crash-postgres", "crash-mysql"):
+        kind = name.split("-")[1]
+        return crash.flush_trials(work, lambda i: procs.create_database(kind), procs.drop_database, trials=n,
+                                  records=args.crash_records, batch_size=args.crash_batch_size,
+                                  seed=args.seed + _SERVER_SEEDS[kind][0])
     if name == "crash-import":
         return crash.import_trials(work, trials=n, records=args.crash_records * 2, seed=args.seed + 2)
     if name == "network-meadow":
@@ -45,17 +51,18 @@ def run_trial(name: str, work: Path, args) -> dict:
     if name == "network-mesh":
         return network.mesh_trial(work, records=args.records, rate=args.rate, seed=args.seed + 5,
                                   max_runs=args.max_runs, batch_size=args.batch_size)
-    if name == "network-postgres":
-        return network.postgres_trial(work, records=args.records, rate=args.rate, seed=args.seed + 4,
-                                      max_runs=args.max_runs, batch_size=args.batch_size)
-    if name in ("concurrency", "concurrency-postgres"):
-        postgres = name == "concurrency-postgres"
-        url = procs.create_pg_database() if postgres else f"sqlite:///{work}/target.sqlite"
+    if name in ("network-postgres", "network-mysql"):
+        kind = name.split("-")[1]
+        return network.sql_trial(work, kind, records=args.records, rate=args.rate, seed=args.seed + _SERVER_SEEDS[kind][1],
+                                 max_runs=args.max_runs, batch_size=args.batch_size)
+    if name in ("concurrency", "concurrency-postgres", "concurrency-mysql"):
+        kind = name.partition("-")[2]
+        url = procs.create_database(kind) if kind else f"sqlite:///{work}/target.sqlite"
         try:
             return concurrency.trial(work, url, items=args.items)
         finally:
-            if postgres:
-                procs.drop_pg_database(url)
+            if kind:
+                procs.drop_database(url)
     if name == "disk-full":
         return disk.disk_full_trial(work)
     if name == "read-only":

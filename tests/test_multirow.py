@@ -34,3 +34,16 @@ def test_a_statement_without_values_is_refused():
 def test_variable_limit_reads_the_connection_and_falls_back_to_sqlites_oldest():
     assert multirow.variable_limit(sqlite3.connect(":memory:")) >= 999
     assert multirow.variable_limit(object()) == 999  # a driver without getlimit
+
+
+def test_a_text_budget_splits_statements_and_a_longer_row_goes_alone():
+    rows = [("a" * 10, 1), ("b" * 10, 2), ("c" * 50, 3), ("d" * 10, None), ("e" * 5, 5)]
+    pairs = list(multirow.statements("INSERT INTO t (a, b) VALUES (%s, %s)", rows, 65535, max_chars=25))
+    assert [len(flat) // 2 for _, flat in pairs] == [2, 1, 2]
+    assert [flat for _, flat in pairs][1] == ("c" * 50, 3)
+    assert sum((flat for _, flat in pairs), ()) == tuple(v for row in rows for v in row)
+
+
+def test_positional_turns_named_pyformat_binds_into_ordered_ones():
+    assert multirow.positional("INSERT INTO t (a, b) VALUES (%(a)s, %(b)s) ON DUPLICATE KEY UPDATE b = 100%%") == (
+        "INSERT INTO t (a, b) VALUES (%s, %s) ON DUPLICATE KEY UPDATE b = 100%%", ["a", "b"])

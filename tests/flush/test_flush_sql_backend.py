@@ -77,7 +77,20 @@ def test_sqlite_multi_row_inserts_count_across_statements(sqlite_url, monkeypatc
     from uvctl import multirow
 
     monkeypatch.setattr(multirow, "variable_limit", lambda connection: variables)
-    backend = _backend(sqlite_url)
+    _multi_row_inserts_count_across_statements(sqlite_url)
+
+
+@pytest.mark.mysql
+def test_mysql_multi_row_inserts_count_across_statements_kept_short(mysql_url, monkeypatch):
+    # on MariaDB/MySQL a statement is one packet: a small budget of text makes many statements
+    from uvctl.plugins.sql import write
+
+    monkeypatch.setattr(write, "_MYSQL_STATEMENT_CHARS", 3000)
+    _multi_row_inserts_count_across_statements(mysql_url)
+
+
+def _multi_row_inserts_count_across_statements(url):
+    backend = _backend(url)
     events = [_n("QP_AppendEvent", {"Event": {"WorkItemHash": f"h{n % 7}", "EventGUID": f"g{n:05d}", "Seq": n + 1}})
               for n in range(1300)]
     items = [_n("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": f"w{n}", "Priority": n % 3}}) for n in range(1200)]
@@ -86,7 +99,7 @@ def test_sqlite_multi_row_inserts_count_across_statements(sqlite_url, monkeypatc
     mixed = events[::-1] + items  # 200 new events among 1100 sent before; 500 new items
     second = host.dispatch(backend, mixed)
     assert [a["AlreadyPresent"] for a in second[:1300]] == [n < 1100 for n in range(1300)][::-1]
-    rows = database_rows(sqlite_url)
+    rows = database_rows(url)
     assert sorted(e["EventGUID"] for e in rows["UVQueueWorkItemEvent"]) == [f"g{n:05d}" for n in range(1300)]
     assert sorted((r["WorkItemHash"], r["Priority"]) for r in rows["UVQueueWorkItem"]) == sorted(
         (f"w{n}", n % 3) for n in range(1200))

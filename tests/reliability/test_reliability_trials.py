@@ -22,11 +22,12 @@ def test_kill_9_during_flush_into_sqlite_then_rerun(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.postgres
-def test_kill_9_during_flush_into_postgres_then_rerun(tmp_path):
+@pytest.mark.parametrize("kind", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                  pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_kill_9_during_flush_into_a_server_database_then_rerun(tmp_path, kind):
     from reliability import procs
 
-    figures = crash.flush_trials(tmp_path, lambda n: procs.create_pg_database(), procs.drop_pg_database, trials=2,
+    figures = crash.flush_trials(tmp_path, lambda n: procs.create_database(kind), procs.drop_database, trials=2,
                                  records=800, batch_size=20, seed=8, log=lambda *_: None)
     _assert_no_loss(figures)
     assert figures["reruns_ok"] == 2 and figures["pending_after_rerun"] == 0, figures
@@ -58,7 +59,7 @@ def test_flush_through_a_faulty_network_to_meadow_completes_row_for_row(tmp_path
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_flush_through_a_faulty_network_to_postgres_completes_row_for_row(tmp_path):
-    figures = network.postgres_trial(tmp_path, records=600, rate=0.3, seed=6, max_runs=200, batch_size=100,
+    figures = network.sql_trial(tmp_path, "postgres", records=600, rate=0.3, seed=6, max_runs=200, batch_size=100,
                                      log=lambda *_: None)
     assert figures["completed"] and figures["unclean_failures"] == 0, figures
     _assert_no_loss(figures)

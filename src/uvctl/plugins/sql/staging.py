@@ -19,7 +19,6 @@ from ... import multirow
 
 #: Below this many rows one executemany is cheaper than COPY's extra statements.
 MIN_ROWS = 100
-_BIND = re.compile(r"%\((\w+)\)s")
 _TARGET = re.compile(r"INSERT INTO (\S+) ")
 
 
@@ -31,14 +30,14 @@ def staged_insert(conn, stmt, sql: str, rows: list) -> int:
     taken, the savepoint is rolled back and the rows go through executemany as before.
     """
     insert_head, row_sql, insert_tail = multirow.split_values(sql)
-    names = _BIND.findall(row_sql)
+    names = multirow.PYFORMAT_BIND.findall(row_sql)
     target = _TARGET.match(insert_head)
     if target is None or len(set(names)) != len(names):
         return executemany(conn, sql, rows)
     target_table = target.group(1)
     stage_columns = ", ".join(f'"{name}"' for name in names)
     stage = f'"uvctl_stage_{zlib.crc32(f"{target_table} {stage_columns}".encode()):08x}"'
-    select_list = _BIND.sub(lambda m: f'"{m.group(1)}"', row_sql[1:-1])
+    select_list = multirow.PYFORMAT_BIND.sub(lambda m: f'"{m.group(1)}"', row_sql[1:-1])
     savepoint = conn.begin_nested()
     try:
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "

@@ -35,6 +35,11 @@ _PAGE = 1000  # keys per look-up statement
 _RAW_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 #: Statements kept per table before the cache starts over (patches of many column sets).
 _STATEMENTS_KEPT = 256
+#: MySQL/MariaDB multi-row statements: the protocol's limit of placeholders, and the characters
+#: of text values per statement: escaped and UTF-8 encoded, at most 4 x this stays below the
+#: smallest max_allowed_packet default in use (4 MiB, MySQL 5.7).
+_MYSQL_PLACEHOLDERS = 65535
+_MYSQL_STATEMENT_CHARS = 256 * 1024
 
 
 class InvalidAction(Exception):
@@ -282,6 +287,7 @@ class _Writer:
         self.conn = conn
         self.dialect = conn.dialect.name
         self.on_conflict = self.dialect in ("sqlite", "postgresql")
+        self.mysql = self.dialect in ("mysql", "mariadb")
 
     def _many(self, info: TableInfo, shape: tuple, build, rows: list) -> int:
         """Execute the statement ``build()`` makes once per row, as the driver's executemany;
@@ -292,47 +298,56 @@ class _Writer:
         None, which these drivers bind natively, so SQLAlchemy's per-row parameter processing
         (a third of a flush's CPU) is skipped. Elsewhere SQLAlchemy runs it as usual.
         """
-        stmt, compiled, pick = self._statement(info, shape, build, rows[0])
+        stmt, compiled, pick, sql = self._statement(info, shape, build, rows[0])
         if compiled is None:
             return self.conn.execute(stmt, rows).rowcount
         if pick is not None:
             params = list(map(pick, rows))
-            if self.dialect == "sqlite" and compiled.isinsert and len(rows) > 1:
-                return self._sqlite_values(compiled.string, params)
+            if compiled.isinsert and len(rows) > 1:  # SQLite and MySQL/MariaDB inserts bind positionally
+                return self._multirow(sql, params)
         elif self.dialect == "postgresql" and compiled.isinsert and len(rows) >= staging.MIN_ROWS:
-            return staging.staged_insert(self.conn, stmt, compiled.string, rows)
+            return staging.staged_insert(self.conn, stmt, sql, rows)
         else:
             params = rows
-        return self.conn.exec_driver_sql(compiled.string, params).rowcount
+        return self.conn.exec_driver_sql(sql, params).rowcount
 
     def _statement(self, info: TableInfo, shape: tuple, build, first_row: dict) -> tuple:
-        """``(statement, compiled or None, row -> positional parameters or None)`` for the
-        statement of ``shape`` over rows keyed like ``first_row``, kept on ``info``: a flush
-        makes the same few statements batch after batch, and building and compiling one costs
-        as much as writing hundreds of rows."""
+        """``(statement, compiled or None, row -> positional parameters or None, SQL text)``
+        for the statement of ``shape`` over rows keyed like ``first_row``, kept on ``info``: a
+        flush makes the same few statements batch after batch, and building and compiling one
+        costs as much as writing hundreds of rows."""
         key = (shape, tuple(first_row))
         found = info.statements.get(key)
         if found is None:
-            stmt, compiled, pick = build(), None, None
+            stmt, compiled, pick, sql = build(), None, None, None
             if self.dialect in _RAW_DIALECTS:
                 compiled = stmt.compile(dialect=self.conn.dialect, column_keys=list(first_row))
+                sql = compiled.string
                 if compiled.escaped_bind_names:  # column names the driver cannot take as they are
                     compiled = None
                 elif compiled.positional:
                     pick = multirow.tuple_getter(compiled.positiontup)
+                elif compiled.isinsert and self.mysql and self.conn.dialect.paramstyle == "pyformat":
+                    # PyMySQL takes %s as well: positional binds let the rows go as multi-row statements
+                    sql, names = multirow.positional(sql)
+                    pick = multirow.tuple_getter(names)
             if len(info.statements) >= _STATEMENTS_KEPT:
                 info.statements.clear()
-            found = info.statements[key] = (stmt, compiled, pick)
+            found = info.statements[key] = (stmt, compiled, pick, sql)
         return found
 
-    def _sqlite_values(self, sql: str, params: list) -> int:
-        """SQLite: the single-row INSERT ``sql`` as multi-row statements (:mod:`uvctl.multirow`).
+    def _multirow(self, sql: str, params: list) -> int:
+        """The single-row INSERT ``sql`` (an upsert too) as multi-row statements (:mod:`uvctl.multirow`).
 
         Rows of one call have distinct natural keys (:func:`plan`), so no row of a statement
-        conflicts with another of it, and the rows changed add up like executemany's.
+        conflicts with another of it, and the rows changed add up like executemany's. On
+        MySQL/MariaDB a statement is one packet, kept far below ``max_allowed_packet``.
         """
-        limit = multirow.variable_limit(self.conn.connection.dbapi_connection)
-        return sum(self.conn.exec_driver_sql(text, flat).rowcount for text, flat in multirow.statements(sql, params, limit))
+        if self.dialect == "sqlite":
+            pairs = multirow.statements(sql, params, multirow.variable_limit(self.conn.connection.dbapi_connection))
+        else:
+            pairs = multirow.statements(sql, params, _MYSQL_PLACEHOLDERS, _MYSQL_STATEMENT_CHARS)
+        return sum(self.conn.exec_driver_sql(text, flat).rowcount for text, flat in pairs)
 
     def _insert_rows(self, info: TableInfo, steps) -> list:
         """Whole rows: the record over the defaults. Journal records already are whole, and
@@ -356,7 +371,7 @@ class _Writer:
             from sqlalchemy.dialects.postgresql import insert
         elif dialect_specific and self.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
-        elif dialect_specific and self.dialect in ("mysql", "mariadb"):
+        elif dialect_specific and self.mysql:
             from sqlalchemy.dialects.mysql import insert
         else:
             insert = sa.insert
@@ -389,17 +404,23 @@ class _Writer:
     def insert_missing(self, info: TableInfo, steps) -> set:
         """Insert-or-ignore by natural key; the keys really inserted.
 
-        SQLite and PostgreSQL: ON CONFLICT DO NOTHING, counted by the driver. When every row
-        went in (a first flush) that is the answer; otherwise the inserted keys are the rows
-        whose ID is above the highest ID seen just before (IDs only grow). Elsewhere the keys
+        SQLite and PostgreSQL: ON CONFLICT DO NOTHING, counted by the driver; MySQL/MariaDB:
+        ON DUPLICATE KEY UPDATE of the ID to itself (a key already stored is left as it is;
+        unlike INSERT IGNORE, every other error stays an error), counted by the rows whose ID
+        is above the highest ID seen just before (IDs only grow; the driver counts a
+        duplicate as a row found). When every row went in (a first flush) that is the answer;
+        otherwise the inserted keys are the rows above that ID. Without an ID column the keys
         already stored are looked up first and only the others inserted. (RETURNING would
         count too, but it turns the fast executemany into huge multi-row statements.)
         """
-        if self.on_conflict and info.id_col:
+        if (self.on_conflict or self.mysql) and info.id_col:
             id_col = info.table.c[info.id_col]
             before = self.conn.execute(sa.select(sa.func.max(id_col))).scalar() or 0
             keys = {step.key for step in steps}
-            if self._many(info, ("insert",), lambda: self._insert_ignoring(info), self._insert_rows(info, steps)) == len(steps):
+            changed = self._many(info, ("insert",), lambda: self._insert_ignoring(info), self._insert_rows(info, steps))
+            if self.mysql:
+                changed = self.conn.execute(sa.select(sa.func.count()).where(id_col > before)).scalar()
+            if changed == len(steps):
                 return keys
             columns = [info.table.c[name] for name in info.key]
             since = self.conn.execute(sa.select(*columns).where(id_col > before))
@@ -412,6 +433,8 @@ class _Writer:
 
     def _insert_ignoring(self, info: TableInfo):
         """An INSERT that skips an existing natural key where the dialect can say so."""
+        if self.mysql and info.id_col:
+            return self._insert(info).on_duplicate_key_update({info.id_col: info.table.c[info.id_col]})
         if not self.on_conflict:
             return self._insert(info, dialect_specific=False)
         return self._insert(info).on_conflict_do_nothing(index_elements=list(info.key))
@@ -423,7 +446,7 @@ class _Writer:
         if not assigned:
             self.insert_missing(info, steps)
             return
-        if self.on_conflict or self.dialect in ("mysql", "mariadb"):
+        if self.on_conflict or self.mysql:
             self._many(info, ("upsert", tuple(assigned)), lambda: self._upsert_statement(info, assigned), rows)
         else:  # no portable upsert construct (MSSQL, ...): look up, then update + insert
             present = self.existing(info, [step.key for step in steps])
