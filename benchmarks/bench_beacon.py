@@ -19,6 +19,9 @@ Measured in the same run:
   ``Journal.record`` calls on one journal: group commit, no network). With N frames in
   flight every answer waits for its commit, so at most N writes share one fsync: the
   beacon's ceiling is that N-thread rate, whatever the batched rate is;
+- ``transport alone``: a client that answers every frame at once, journaling nothing, on the
+  same stub and socket: what the WebSocket round trip and the stub cost by themselves (no
+  beacon can answer faster than that);
 - ``latency at 1,000/s``: frames paced at 1,000/s: the beacon's own frame-in to answer-out
   time (p50, p99, from its state file) and the stub's round trip (goal p50 ≤ 2 ms, p99 ≤ 50 ms);
 - ``soak`` (``--soak N``): N frames at full speed with the sql backend (SQLite) assigned, so
@@ -176,6 +179,32 @@ def percentile(values: list, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
+ECHO = """
+import json, sys
+from websockets.sync.client import connect
+ws = connect(sys.argv[1], compression=None, max_size=None).__enter__()
+ws.send(json.dumps({"Action": "BeaconRegister", "Name": "echo", "Capabilities": ["QueuePersistence", "ManifestStore"],
+                    "MaxConcurrent": int(sys.argv[2]), "Tags": {}}))
+ws.recv()
+for text in ws:
+    frame = json.loads(text)
+    if frame.get("EventType") == "WorkItem":
+        ws.send(json.dumps({"Action": "WorkComplete", "WorkItemHash": frame["WorkItem"]["WorkItemHash"],
+                            "Outputs": {"Success": True}, "Log": []}))
+"""
+
+
+def transport_alone(stub, frames, count: int, in_flight: int) -> float:
+    """Answered frames/s of a client that journals nothing (the transport's own ceiling)."""
+    proc = subprocess.Popen([sys.executable, "-c", ECHO, f"ws://127.0.0.1:{stub.port}/", str(in_flight)])
+    stub.wait_registered(len(stub.registrations) + 1, 60)
+    drive(stub, frames, 1000, in_flight)
+    result = drive(stub, frames, count, in_flight)
+    proc.terminate()
+    proc.wait(30)
+    return result["answered"] / result["seconds"]
+
+
 def start_beacon(stub, data_dir: Path, in_flight: int, extra_env=None):
     env = {**os.environ, "UVCTL_DATA_DIR": str(data_dir), "UVCTL_JOURNAL_SYNC": "full", **(extra_env or {})}
     log = open(data_dir.parent / "beacon.log", "w")
@@ -224,6 +253,9 @@ def main(argv=None) -> int:
         print(f"  journal, {args.in_flight} threads          {threaded:>9,.0f} /s   single durable records, group "
               f"commit: the ceiling with {args.in_flight} in flight")
         print(f"  ratio beacon / that ceiling {rate / threaded:>9.2f}")
+        echo = transport_alone(stub, frames, args.frames, args.in_flight)
+        print(f"  transport alone             {echo:>9,.0f} /s   a client answering at once, journaling nothing "
+              f"(the WebSocket and the stub): {echo / batched:.2f} of the batched rate")
         assert stop_beacon(proc, log) == 0
         # latency at 1,000 writes/s, read from a fresh beacon's own state file
         paced_dir = folder / "paced"

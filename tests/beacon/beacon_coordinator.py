@@ -99,6 +99,7 @@ class CoordinatorStub:
         self.poll_queue: list = []  # Pending items waiting for an HTTP poll
         self.answers: list = []  # every Pending, answered or timed out, in send order
         self.late_answers = 0
+        self._last_ms = 0
         self.refuse = False  # a restarting coordinator: connections are dropped at once
         self._server = _Server(self)
         self.port = self._server.server_address[1]
@@ -252,7 +253,9 @@ class CoordinatorStub:
         with self.lock:
             existing = next((bid for bid, b in self.beacons.items() if b["Name"] == name and ws is None
                              and b.get("ws") is None), None)
-            beacon_id = existing or f"bcn-{_slug(name)}-{int(time.time() * 1000)}{uuid.uuid4().hex[:4] if ws else ''}"
+            if existing is None:  # bcn-<slug>-<ms>; two registrations in one ms get distinct ms
+                self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
+            beacon_id = existing or f"bcn-{_slug(name)}-{self._last_ms}"
             self.beacons[beacon_id] = {"Name": name, "Capabilities": caps, "MaxConcurrent": body.get("MaxConcurrent") or 1,
                                        "ws": ws}
             self.registrations.append({"BeaconID": beacon_id, "Name": name, "Capabilities": caps,

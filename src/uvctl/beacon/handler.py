@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..actions import MANIFEST, QUEUE, READ_BY_KEY, READ_RESULT_KEYS, bridge_of, read_empty
 from ..bridge import ManifestBridge, QueueBridge
+from ..bridge.batch import execute_batch
 from ..errors import mask_secrets
 from ..journal.columns import EVENT, OBJECT_COLUMNS, WORK_ITEM
 from .protocol import WorkItem
@@ -39,8 +40,8 @@ class Answer:
 
 
 class Handler:
-    """Apply work items to one journal; safe to call from many threads at once (the journal
-    group-commits concurrent writes: they share one fsync)."""
+    """Apply work items to one journal; safe to call from several threads at once (the journal
+    group-commits concurrent writes)."""
 
     def __init__(self, journal):
         self.journal = journal
@@ -48,10 +49,19 @@ class Handler:
 
     def handle(self, item: WorkItem) -> Answer:
         """Journal or read ``item``; never raises."""
+        return self.handle_batch([item])[0]
+
+    def handle_batch(self, items: list) -> list:
+        """Journal or read ``items`` in arrival order, the writes next to each other in one
+        transaction (one fsync); one Answer each. Never raises."""
         try:
-            out = self._bridges[bridge_of(item.action)].execute(item.action, item.settings)
+            outs = execute_batch([(item.action, item.settings) for item in items], self._bridges)
         except Exception as exc:  # a journal that cannot be written (disk full, read-only): say so
-            return Answer(error=_one_line(f"{item.action} was not journaled: {exc}"), read=item.is_read)
+            return [Answer(error=_one_line(f"{item.action} was not journaled: {exc}"), read=item.is_read)
+                    for item in items]
+        return [self._answer(item, out) for item, out in zip(items, outs)]
+
+    def _answer(self, item: WorkItem, out: dict) -> Answer:
         if item.is_read:
             if out.get("Success") is False and out.get("Reason") and not _is_miss(item.action, out):
                 return Answer(error=_one_line(f"{item.action}: {out['Reason']}"), read=True)

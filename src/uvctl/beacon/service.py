@@ -7,9 +7,9 @@ While no MeadowProxy assignment is active, the coordinator dispatches every ``QP
 1. checks ``GET /Ultravisor/Persistence/Status`` (logging in when the coordinator asks),
    and says in one line when an active assignment keeps the coordinator from sending it
    anything;
-2. registers (:mod:`.transport`), and hands each work item to a pool of ``max_concurrent``
-   threads that journal it through the local-only bridges (:mod:`.handler`) and answer only
-   then, so every write it answered is durable;
+2. registers (:mod:`.transport`); the frames that arrive together (up to ``max_concurrent``)
+   are journaled together through the local-only bridges (:mod:`.handler`: one commit, one
+   fsync) and answered only then, so every write it answered is durable;
 3. delivers in the background (:mod:`.delivery`), never holding up an answer;
 4. reconnects with backoff (0.5 s doubling to 30 s) when the socket drops or the
    coordinator restarts (which replays its local store into the new registration);
@@ -27,7 +27,6 @@ import logging
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import BackendUnavailable, UvctlError, mask_secrets
 from .delivery import DEFAULT_KEEP_LOG, BackgroundDelivery
@@ -91,8 +90,6 @@ class Beacon:
         self.delivery = BackgroundDelivery(journal, self.state, keep_log=self.keep_log)
         self.delivery.start()
         self.delivery.wake()
-        workers = self.max_concurrent * (2 if self.transport == "http" else 1)
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="uvctl-beacon-work")
         self.state.write(force=True)
         log.info("journal %s (synchronous=%s); %s", journal.path, journal.synchronous.upper(), _assigned_line())
         try:
@@ -102,7 +99,6 @@ class Beacon:
             if self.session is not None:
                 self.session.close()
                 log.info("deregistered from %s", self.coordinator.display_url)
-            self.pool.shutdown(wait=True)
             self.delivery.stop()
             self.state.set(Connected=False, Stopped=True, StoppedAt=time.time())
             if self._owns_journal:
@@ -161,43 +157,49 @@ class Beacon:
         self._assignment_seen = seen
 
     # -- work ----------------------------------------------------------------------------
-    def _received(self, raw, received: float, reply) -> None:
-        try:
-            item = parse_work_item(raw)
-        except ProtocolError as exc:
-            work_hash = raw.get("WorkItemHash") if isinstance(raw, dict) else None
-            log.warning("refused a work item: %s", exc)
-            if isinstance(work_hash, str):
-                sent = reply(work_hash, None, str(exc))
-                self.state.answered(read=False, ok=False, seconds=time.perf_counter() - received, late=False, sent=sent)
-            return
+    def _received(self, batch: list) -> None:
+        """Journal and answer a batch of ``(raw, received_at, reply)`` in the receiving thread:
+        what arrived together shares one commit, and every answer waits for it."""
         with self._idle:
-            self._in_flight += 1
-        self.pool.submit(self._work, item, received, reply)
-
-    def _work(self, item, received: float, reply) -> None:
+            self._in_flight += len(batch)
         try:
-            answer = self.handler.handle(item)
-            sent = reply(item.hash, answer.outputs, answer.error)
-            elapsed = time.perf_counter() - received
-            late = elapsed * 1000 > item.timeout_ms
-            self.state.answered(read=answer.read, ok=answer.ok, seconds=elapsed, late=late, sent=sent)
-            if answer.seq is not None:
-                self.delivery.wake()
-            if not answer.ok:
-                log.warning("answered %s with an error: %s", item.action, answer.error)
-            elif late:
-                log.warning("answered %s after %.0f ms, past the coordinator's %d ms: it has dropped the answer "
-                            "(the write is journaled)", item.action, elapsed * 1000, item.timeout_ms)
-        except Exception as exc:  # never lose the worker thread
-            log.error("work item %s failed: %s", item.hash, mask_secrets(str(exc) or type(exc).__name__))
+            items = []
+            for raw, received, reply in batch:
+                try:
+                    items.append((parse_work_item(raw), received, reply))
+                except ProtocolError as exc:
+                    self._refused(raw, received, reply, exc)
+            answers = self.handler.handle_batch([item for item, _, _ in items]) if items else []
+            woke = False
+            for (item, received, reply), answer in zip(items, answers):
+                sent = reply(item.hash, answer.outputs, answer.error)
+                elapsed = time.perf_counter() - received
+                late = elapsed * 1000 > item.timeout_ms
+                self.state.answered(read=answer.read, ok=answer.ok, seconds=elapsed, late=late, sent=sent)
+                if answer.seq is not None and not woke:
+                    self.delivery.wake()
+                    woke = True
+                if not answer.ok:
+                    log.warning("answered %s with an error: %s", item.action, answer.error)
+                elif late:
+                    log.warning("answered %s after %.0f ms, past the coordinator's %d ms: it has dropped the answer "
+                                "(the write is journaled)", item.action, elapsed * 1000, item.timeout_ms)
+        except Exception as exc:  # never lose the receiving thread
+            log.error("a batch of %d work items failed: %s", len(batch), mask_secrets(str(exc) or type(exc).__name__))
         finally:
             with self._idle:
-                self._in_flight -= 1
+                self._in_flight -= len(batch)
                 self._idle.notify_all()
 
+    def _refused(self, raw, received: float, reply, exc: ProtocolError) -> None:
+        work_hash = raw.get("WorkItemHash") if isinstance(raw, dict) else None
+        log.warning("refused a work item: %s", exc)
+        if isinstance(work_hash, str):
+            sent = reply(work_hash, None, str(exc))
+            self.state.answered(read=False, ok=False, seconds=time.perf_counter() - received, late=False, sent=sent)
+
     def _drain(self) -> None:
-        """Answer what is in flight and what was already pushed, for DRAIN_SECONDS at most."""
+        """Answer what was already pushed when the stop came, for DRAIN_SECONDS at most."""
         deadline = time.monotonic() + DRAIN_SECONDS
         while time.monotonic() < deadline:
             received = self.session.receive_pending(self._received, 0.1) if self.session is not None else 0

@@ -1,8 +1,9 @@
 """The two ways a beacon is attached to the coordinator: a WebSocket, or HTTP polling.
 
-A session registers, hands every work item it receives to ``on_item(raw, received_at,
-reply)`` where ``reply(work_hash, outputs, error) -> bool`` sends its answer (False when the
-coordinator did not take it), and deregisters. :meth:`serve` returns None when asked to stop, or the
+A session registers, hands the work items it receives to ``on_items(batch)``, a list of
+``(raw, received_at, reply)`` where ``reply(work_hash, outputs, error) -> bool`` sends an
+answer (False when the coordinator did not take it), and deregisters. A batch holds what
+arrived together (up to the frames in flight), so its writes share one journal commit. :meth:`serve` returns None when asked to stop, or the
 reason the attachment was lost (the runner then reconnects). Frames: :mod:`.protocol`.
 
 - :class:`WebSocketSession` (recommended): one beacon with both capabilities; work is
@@ -78,8 +79,10 @@ class WebSocketSession:
         if session:
             headers["Cookie"] = f"SessionID={session}"
         try:
+            # entered as a context manager (closed in close()): what websockets >= 17.1 asks of a
+            # connection kept open, and what every older version also accepts
             self._ws = connect(url, additional_headers=headers, max_size=MAX_FRAME, open_timeout=10,
-                               close_timeout=2, compression=None)
+                               close_timeout=2, compression=None).__enter__()
             self._ws.send(json.dumps(register_frame(self.name, self.max_concurrent, CAPABILITIES)))
             reply = json.loads(self._ws.recv(timeout=10))
         except (OSError, TimeoutError, InvalidHandshake, WebSocketException, ValueError) as exc:
@@ -94,41 +97,56 @@ class WebSocketSession:
         self.beacon_id = str(reply["BeaconID"])
         return {QUEUE: self.beacon_id, MANIFEST: self.beacon_id}
 
-    def serve(self, stop: threading.Event, on_item) -> str | None:
-        """Receive frames until ``stop`` is set (None) or the socket is lost (the reason)."""
+    def serve(self, stop: threading.Event, on_items) -> str | None:
+        """Receive frames until ``stop`` is set (None) or the socket is lost (the reason); the
+        frames already waiting when one arrives are handed over with it, as one batch."""
         from websockets.exceptions import ConnectionClosed
 
         ws = self._ws
         while not stop.is_set():
+            batch: list = []
             try:
-                text = ws.recv(timeout=0.25, decode=False)
+                data = ws.recv(timeout=0.25, decode=False)
+                while True:
+                    self._take(data, batch)
+                    if len(batch) >= self.max_concurrent:
+                        break
+                    data = ws.recv(timeout=0, decode=False)
             except TimeoutError:
-                continue
+                pass
             except ConnectionClosed as exc:
+                if batch:
+                    on_items(batch)  # journaled all the same; their answers cannot be sent
                 return f"the coordinator closed the WebSocket ({exc})"
             except OSError as exc:
+                if batch:
+                    on_items(batch)
                 return f"the WebSocket failed ({exc})"
-            received = time.perf_counter()
-            try:
-                frame = _decode(text)
-            except ValueError:
-                log.warning("ignored a frame that is not JSON: %.80r", text)
-                continue
-            if isinstance(frame, dict) and frame.get("EventType") == "WorkItem":
-                on_item(frame.get("WorkItem"), received, self.answer)
+            if batch:
+                on_items(batch)
         return None
 
-    def receive_pending(self, on_item, timeout: float) -> int:
+    def _take(self, data, batch: list) -> None:
+        received = time.perf_counter()
+        try:
+            frame = _decode(data)
+        except ValueError:
+            log.warning("ignored a frame that is not JSON: %.80r", data)
+            return
+        if isinstance(frame, dict) and frame.get("EventType") == "WorkItem":
+            batch.append((frame.get("WorkItem"), received, self.answer))
+
+    def receive_pending(self, on_items, timeout: float) -> int:
         """Hand over the frames that arrive within ``timeout`` s (a stopping beacon answers
         what was already pushed to it); how many work items there were."""
         if self._ws is None:
             return 0
         stop, count = threading.Event(), 0
 
-        def counted(raw, received, reply):
+        def counted(batch):
             nonlocal count
-            count += 1
-            on_item(raw, received, reply)
+            count += len(batch)
+            on_items(batch)
 
         timer = threading.Timer(timeout, stop.set)
         timer.start()
@@ -170,8 +188,6 @@ class HttpSession:
         # name-routed items count against capacity before delivery (mesh §6.1): one slot spare
         self.max_concurrent = max(2, max_concurrent)
         self.beacon_ids: dict = {}
-        self._in_flight = {QUEUE: 0, MANIFEST: 0}
-        self._count_lock = threading.Lock()
         self._lost: str | None = None
 
     def open(self) -> dict:
@@ -187,10 +203,10 @@ class HttpSession:
             self.beacon_ids[bridge] = str(data["BeaconID"])
         return dict(self.beacon_ids)
 
-    def serve(self, stop: threading.Event, on_item) -> str | None:
+    def serve(self, stop: threading.Event, on_items) -> str | None:
         """Poll both beacons until ``stop`` (None) or one is lost (the reason)."""
         lost = threading.Event()
-        threads = [threading.Thread(target=self._poll, args=(bridge, stop, lost, on_item), daemon=True,
+        threads = [threading.Thread(target=self._poll, args=(bridge, stop, lost, on_items), daemon=True,
                                     name=f"uvctl-beacon-poll-{bridge.lower()}") for bridge in (QUEUE, MANIFEST)]
         for thread in threads:
             thread.start()
@@ -201,40 +217,41 @@ class HttpSession:
             thread.join(15)
         return None if stop.is_set() and self._lost is None else self._lost
 
-    def _poll(self, bridge: str, stop, lost, on_item) -> None:
+    def _poll(self, bridge: str, stop, lost, on_items) -> None:
+        """Poll one beacon: the items a burst of polls returns go over as one batch, then poll again."""
         beacon_id = self.beacon_ids[bridge]
         checked = time.monotonic()
+        reply = functools.partial(self.answer, bridge=bridge)
         try:
             while not stop.is_set() and not lost.is_set():
                 if time.monotonic() - checked >= HTTP_CHECK_EVERY:
                     checked = time.monotonic()
                     if self.coordinator._request("GET", f"/Beacon/{beacon_id}").status_code == 404:
                         raise BackendUnavailable(f"the coordinator no longer knows beacon {beacon_id}")
-                with self._count_lock:
-                    full = self._in_flight[bridge] >= self.max_concurrent - 1
-                if full:
+                batch: list = []
+                while len(batch) < self.max_concurrent - 1:  # one slot spare (mesh §6.1)
+                    item = self._poll_once(beacon_id)
+                    if item is None:
+                        break
+                    batch.append((item, time.perf_counter(), reply))
+                if batch:
+                    on_items(batch)
+                else:
                     stop.wait(POLL_IDLE)
-                    continue
-                response = self.coordinator._request("POST", "/Beacon/Work/Poll", {"BeaconID": beacon_id})
-                data = self.coordinator._json(response)
-                item = data.get("WorkItem") if isinstance(data, dict) else None
-                if response.status_code != 200:
-                    raise BackendUnavailable(f"POST /Beacon/Work/Poll answered HTTP {response.status_code}")
-                if item is None:
-                    stop.wait(POLL_IDLE)
-                    continue
-                with self._count_lock:
-                    self._in_flight[bridge] += 1
-                on_item(item, time.perf_counter(), functools.partial(self.answer, bridge=bridge))
         except UvctlError as exc:
             self._lost = str(exc)
             lost.set()
 
+    def _poll_once(self, beacon_id: str):
+        """One ``POST /Beacon/Work/Poll``: the item, or None."""
+        response = self.coordinator._request("POST", "/Beacon/Work/Poll", {"BeaconID": beacon_id})
+        if response.status_code != 200:
+            raise BackendUnavailable(f"POST /Beacon/Work/Poll answered HTTP {response.status_code}")
+        data = self.coordinator._json(response)
+        return data.get("WorkItem") if isinstance(data, dict) else None
+
     def answer(self, work_hash: str, outputs: dict | None, error: str | None, bridge: str | None = None) -> bool:
         """POST the item's Complete (``outputs``) or Error; False when it was not accepted."""
-        if bridge is not None:
-            with self._count_lock:
-                self._in_flight[bridge] = max(0, self._in_flight[bridge] - 1)
         if error is None:
             path, body = f"/Beacon/Work/{work_hash}/Complete", {"Outputs": outputs, "Log": []}
         else:
@@ -244,7 +261,7 @@ class HttpSession:
         except UvctlError:
             return False
 
-    def receive_pending(self, on_item, timeout: float) -> int:
+    def receive_pending(self, on_items, timeout: float) -> int:
         """Nothing is pushed to an HTTP beacon: a stopping one simply stops polling."""
         return 0
 

@@ -74,9 +74,7 @@ class BridgeBase:
         """
         warnings: list = []
         try:
-            action = normalize_action(name, settings, warnings)
-            if action.bridge != self.bridge:
-                return self._other(action)
+            action = self.normalize(name, settings, warnings)
             out = self._write(action) if action.is_write else self._read(action)
         except UsageError as exc:
             return failure(str(exc))
@@ -84,19 +82,21 @@ class BridgeBase:
             out["Warnings"] = warnings
         return out
 
+    def normalize(self, name: str, settings, warnings: list) -> Action:
+        """The action ``name`` of this bridge, validated; UsageError for bad input."""
+        action = normalize_action(name, settings, warnings)
+        if action.bridge != self.bridge:
+            self._other(action)
+        return action
+
     def _other(self, action: Action) -> dict:
         raise UsageError(f"{action.name} belongs to the {action.bridge} bridge, not the {self.bridge} bridge")
 
     # ------------------------------------------------------------------ writes
     def _write(self, action: Action) -> dict:
         done = self.journal.apply([action])[0]
-        out = _write_envelope(done)
-        if done.outcome == "duplicate" and action.name == "QP_AppendEvent":
-            self._echo_stored_event(out)
-        if not done.logged:
-            return out
-        out["Pending"] = True
-        if self.local_only:
+        out = self.journaled(done)
+        if not done.logged or self.local_only:
             return out
         backend, why = self._backend(retry=True)
         if backend is None:
@@ -108,6 +108,15 @@ class BridgeBase:
             out["Pending"] = False
         else:
             out["PendingReason"] = why
+        return out
+
+    def journaled(self, done: Recorded) -> dict:
+        """The envelope of a write the journal has just taken (``Pending`` until delivered)."""
+        out = _write_envelope(done)
+        if done.outcome == "duplicate" and done.action.name == "QP_AppendEvent":
+            self._echo_stored_event(out)
+        if done.logged:
+            out["Pending"] = True
         return out
 
     def _echo_stored_event(self, out: dict) -> None:
