@@ -143,3 +143,19 @@ def test_acknowledged_log_rows_are_pruned_and_the_state_stays(stub, beacon, data
     with Journal.open(data_dir / "journal.sqlite") as journal:
         result = compare_target(later, journal)
     assert result.equal, result.to_dict()
+
+
+def test_without_a_backend_the_log_is_bounded_and_a_later_backend_still_gets_everything(stub, beacon, data_dir,
+                                                                                        sqlite_url):
+    process = beacon(stub.url, "--keep-log", "10")
+    stub.wait_registered()
+    replay_all(stub)
+    assert process.stop() == 0
+    with Journal.open(data_dir / "journal.sqlite") as journal:
+        log = journal.stats()["Log"]
+    assert log["Queue"]["Records"] == 10 and log["Queue"]["LastSeq"] > 100
+    assert uvctl("persistence", "assign", "--backend", "sql", "--db", sqlite_url, data_dir=data_dir).returncode == 0
+    assert uvctl("flush", data_dir=data_dir).returncode == 0
+    with Journal.open(data_dir / "journal.sqlite") as journal:
+        result = compare_target(sqlite_url, journal)
+    assert result.equal, result.to_dict()

@@ -12,7 +12,8 @@ Retention: after a delivery, at most every :data:`PRUNE_EVERY` seconds (and afte
 delivery of a stopping beacon), log rows that every
 assigned backend acknowledged are pruned, keeping the newest ``keep_log`` rows of each
 bridge. The current-state tables are never pruned, so a backend assigned later is still
-filled (from that state). Nothing is pruned for a bridge without a backend.
+filled (from that state); for that reason a bridge without a backend is pruned beyond the
+newest ``keep_log`` rows as well.
 """
 
 from __future__ import annotations
@@ -138,18 +139,25 @@ class BackgroundDelivery(threading.Thread):
         return tuple(due)
 
     def prune(self) -> int:
-        """Prune acknowledged log rows beyond the newest ``keep_log`` per bridge; rows pruned."""
+        """Prune acknowledged log rows beyond the newest ``keep_log`` per bridge; rows pruned.
+
+        A bridge with no backend is pruned beyond ``keep_log`` rows too: no backend waits for
+        its log, and one assigned later is filled from the current state (its snapshot), which
+        is what replaying the log would leave it with."""
         from ..journal.retention import prune_acknowledged
 
         self._last_prune = time.monotonic()
         try:
             report = prune_acknowledged(self.journal, keep=self.keep_log)
+            pruned = sum(info.get("Pruned") or 0 for info in report.values())
+            for bridge, info in report.items():
+                if not info["Assigned"]:
+                    pruned += self.journal.prune(bridge, self.journal.last_seq(bridge), keep=self.keep_log)
         except Exception as exc:
             log.warning("retention: %s", mask_secrets(str(exc) or type(exc).__name__))
             return 0
-        pruned = sum(info.get("Pruned") or 0 for info in report.values())
         if pruned:
-            log.info("retention: pruned %d acknowledged log rows (the newest %d of each bridge are kept)",
+            log.info("retention: pruned %d log rows every backend has (the newest %d of each bridge are kept)",
                      pruned, self.keep_log)
             with self.state._lock:
                 self.state.data["Delivery"]["Pruned"] += pruned

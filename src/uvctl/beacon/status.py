@@ -29,7 +29,7 @@ def _pending() -> dict:
 
     try:
         with Journal.open(path, read_only=True) as journal:
-            return {bridge: (info["Pending"] if info["Assigned"] else journal.count_after(bridge, 0))
+            return {bridge: (info["Pending"] if info["Assigned"] else journal.pending(bridge, 0))
                     for bridge, info in acknowledgements(journal).items()}
     except Exception:  # a journal another process holds in a long write: the rest of the report stands
         return {}

@@ -39,9 +39,9 @@ def beacon_group():
 @click.option("--max-concurrent", type=click.IntRange(1, 64), default=8, show_default=True, metavar="N",
               help="Work items in flight at once (the MaxConcurrent registered; HTTP uses at least 2).")
 @click.option("--keep-log", type=click.IntRange(0, None), default=None, metavar="N",
-              help="Log rows kept per bridge after every assigned backend acknowledged them "
-                   "(default 100000); older acknowledged rows are pruned as the beacon runs. "
-                   "The current state is never pruned.")
+              help="Log rows kept per bridge (default 100000); older rows every assigned backend "
+                   "acknowledged (all older rows of a bridge with no backend) are pruned as the beacon "
+                   "runs. The current state is never pruned: a backend assigned later is filled from it.")
 @click.option("--quiet", is_flag=True, help="Log only warnings and errors.")
 def run_command(coordinator_url, user, name, transport, max_concurrent, keep_log, quiet):
     """Attach to the coordinator and journal its persistence writes until SIGTERM / SIGINT.
