@@ -147,10 +147,12 @@ def test_status_runs_the_state_machine(scripted, cli_runner, mode, state):
         assert (rows[bridge]["BootstrappedAt"] is not None) == (state == "bootstrapped")
         if state != "bootstrapped":
             assert rows[bridge]["LastError"].startswith(f"mode {mode}") and "t0psecret" not in rows[bridge]["LastError"]
-    rows = json.loads(cli_runner(["persistence", "status", "--json"]).output)
+    status = cli_runner(["persistence", "status", "--json"])
+    assert status.exit_code == (1 if state == "error" else 0)  # a bridge in error is a failure a script sees
+    rows = json.loads(status.stdout)
     assert rows["Queue"]["State"] == state
     assert len(scripted.seen_states) == (1 if state == "bootstrapped" else 2)  # retried only when not ready
-    no_bootstrap = json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).output)
+    no_bootstrap = json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).stdout)
     assert no_bootstrap["Queue"]["State"] == state and len(scripted.seen_states) == (1 if state == "bootstrapped" else 2)
 
 

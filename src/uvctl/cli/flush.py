@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..flush.service import DEFAULT_BATCH, MAX_BATCH
-from .output import emit, json_option
+from .output import echo, emit, json_option
 
 
 @click.command(name="flush")
@@ -40,13 +40,13 @@ def _print_report(data: dict) -> None:
         if row["State"] == "failed" and row["Identity"] is None:
             continue  # it never got to its backend: the error line says why
         if row["State"] == "unassigned":
-            click.echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
+            echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
         elif row["State"] == "dry-run":
-            click.echo(f"{bridge}: would send {row['Pending']} records to {target} (from seq {row['FromSeq']})")
+            echo(f"{bridge}: would send {row['Pending']} records to {target} (from seq {row['FromSeq']})")
         elif row["State"] == "up-to-date":
-            click.echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
+            echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
         else:
-            click.echo(
+            echo(
                 f"{bridge}: sent {row['Sent']} records in {row['Batches']} batches to {target} "
                 f"({row['AlreadyPresent']} already present); high-water mark {row['HighWaterMark']}, "
                 f"{row['Pending']} pending"
