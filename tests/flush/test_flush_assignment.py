@@ -221,3 +221,15 @@ def test_an_assign_replaced_by_another_meanwhile_says_so(scripted, cli_runner, m
     monkeypatch.setattr(cli_persistence, "_status", raced)
     result = cli_runner(["persistence", "assign", "--backend", "scripted", "--mode", "ok"])
     assert result.exit_code == 1 and "another 'uvctl persistence assign' replaced this assignment" in result.stderr
+
+
+def test_assign_and_clear_of_one_bridge_report_both_in_json(cli_runner, sqlite_url):
+    assigned = cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url, "--queue-only", "--json"])
+    assert assigned.exit_code == 0, assigned.output
+    rows = json.loads(assigned.stdout)
+    assert set(rows) == {"Queue", "Manifest"} and rows["Manifest"]["State"] == "unassigned"
+    assert cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url]).exit_code == 0
+    cleared = cli_runner(["persistence", "clear", "--queue-only", "--json"])
+    assert cleared.exit_code == 0, cleared.output
+    rows = json.loads(cleared.stdout)
+    assert (rows["Queue"]["State"], rows["Manifest"]["State"]) == ("unassigned", "bootstrapped")

@@ -143,7 +143,9 @@ def _fail_on_error(report: dict, what: str) -> None:
 @json_option
 def status_command(no_bootstrap, as_json):
     """Show each bridge's backend, state, last error, high-water mark and pending records
-    (and, when 'uvctl beacon run' uses this data dir, the beacon's state in one line)."""
+    (and, when 'uvctl beacon run' uses this data dir, the beacon's state in one line).
+
+    Exits 1 (after the report) while a bridge is in state error."""
     report = _status(bootstrap=not no_bootstrap)
     emit(report, as_json, _print_status)
     if not as_json:
