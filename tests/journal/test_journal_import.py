@@ -627,3 +627,14 @@ def test_a_bridge_write_says_what_it_stored_differently(data_dir):
     with QueueBridge() as bridge:
         answer = bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "b-1", "Priority": 1.5}})
     assert answer["Success"] and any("Priority 1.5 was stored as 2" in line for line in answer.get("Warnings", []))
+
+
+def test_a_jsonl_line_is_read_up_to_a_bound_not_whole(cli_runner, tmp_path, journal, monkeypatch):
+    import uvctl.journal.sources.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_DOCUMENT", 1000)
+    source = tmp_path / "no-newlines.jsonl"
+    source.write_bytes(b"x" * 5000)  # as a file without line breaks would be: never read whole
+    result = cli_runner(["journal", "import", str(source)])
+    assert result.exit_code == 2 and "line 1 is longer than 1000 bytes" in result.stderr
+    assert journal.last_seq() == 0

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from ...errors import UsageError
-from ...paths import input_file
+from ...paths import MAX_DOCUMENT, input_file
 from ...statefile import loads
 from ..normalize import normalize_action
 from . import IMPORT_NAMESPACE, Changes
@@ -56,7 +56,7 @@ class JsonlSource:
     def total(self) -> int:
         """How many actions the file holds (its non-blank lines), for a progress bar."""
         with self.path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+            return sum(1 for line in _bounded_lines(handle) if line.strip())
 
     def report(self) -> dict:
         return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}, **self.changes.report()}
@@ -70,10 +70,13 @@ class JsonlSource:
         self._handle.seek(0)
         self.count = 0
         self.changes.reset()
-        for number, raw in enumerate(self._handle, start=1):
+        for number, raw in enumerate(_bounded_lines(self._handle), start=1):
             if self._lines is not None and number > self._lines:
                 break
             self._last_line = number
+            if len(raw) > MAX_DOCUMENT:
+                raise UsageError(f"{self.path} line {number} is longer than {MAX_DOCUMENT} bytes, more than any "
+                                 f"record can hold; is it a JSONL file? nothing was imported")
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte order mark is no error
             except UnicodeDecodeError as exc:
@@ -130,6 +133,12 @@ class JsonlSource:
         if not action.is_write:
             raise UsageError(f"{where}: {name} is a read action; only write actions can be imported, nothing was imported")
         return action, key
+
+
+def _bounded_lines(handle):
+    """The lines of ``handle``, each cut after MAX_DOCUMENT + 1 bytes: a file without line breaks
+    must not be read into memory whole."""
+    return iter(lambda: handle.readline(MAX_DOCUMENT + 1), b"")
 
 
 def _not_json(name: str):
