@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UvctlError
+from .paths import MAX_DOCUMENT, check_input, check_state_file
 
 
 #: ``{path: (identity, text)}`` of the state files read so far; see :func:`_read_text`.
@@ -20,7 +21,7 @@ def read_json(path: Path, default=None, what: str = "state file"):
     if not isinstance(path, Path):
         path = Path(path)
     try:
-        text = _read_text(path)
+        text = _read_text(path, what)
     except FileNotFoundError:
         return default
     except OSError as exc:
@@ -28,15 +29,27 @@ def read_json(path: Path, default=None, what: str = "state file"):
     except UnicodeDecodeError as exc:
         raise UvctlError(f"{what} {path} is corrupt (not UTF-8 text at byte {exc.start}); fix or remove it by hand") from None
     try:
-        return json.loads(text)
+        return loads(text)
+    except ValueError as exc:
+        raise UvctlError(f"{what} {path} is corrupt ({exc}); fix or remove it by hand") from None
+
+
+def loads(text: str, **options):
+    """``json.loads``, with each way it refuses a text as a ValueError saying where and why in
+    a few words: bad JSON, a number of more than 4300 digits, nesting a thousand levels deep."""
+    try:
+        return json.loads(text, **options)
     except json.JSONDecodeError as exc:
-        raise UvctlError(
-            f"{what} {path} is corrupt (line {exc.lineno} column {exc.colno}: {exc.msg}); "
-            f"fix or remove it by hand"
-        ) from exc
+        raise ValueError(f"{exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply (a thousand levels or more)") from None
+    except ValueError as exc:  # int(): the text holds an integer of more digits than Python converts
+        if "digits" not in str(exc):
+            raise
+        raise ValueError("a number of more than 4300 digits, more than any column holds") from None
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, what: str) -> str:
     """The text of ``path``, read again only when the file changed.
 
     Every bridge write checks the assignment and the high-water mark, so reading both files
@@ -47,6 +60,8 @@ def _read_text(path: Path) -> str:
     """
     key = str(path)
     info = os.stat(key)
+    check_input(path, info, what, MAX_DOCUMENT)  # not a FIFO or /dev/zero put in its place
+    check_state_file(path, info, what)
     identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     cached = _TEXTS.get(key)
     if cached is not None and cached[0] == identity:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from .conftest import CORPUS, fingerprint
 
-SECRETS = ("S3cr3tPw", "HandEditedPw", "Pw0rd!", "MeshPw")
+SECRETS = ("S3cr3tPw", "HandEditedPw", "Pw0rd!", "MeshPw", "Hunter2SECRET")
+EXAMPLE_DATADIR = Path(__file__).resolve().parents[2] / "examples" / "ultravisor-datadir"
 
 
 def _cases():
@@ -71,7 +75,43 @@ def _commands(path, prepared, tmp_path):
         return [["persistence", "assign", "--backend", "meadowproxy", *json.loads(path.read_text())]]
     if kind == "views":  # uvctl queue / runs: bad options (exit 2), an unknown hash (exit 1)
         return [json.loads(path.read_text())]
+    if kind == "commands":
+        return _staged_commands(json.loads(path.read_text()), prepared, tmp_path)
     raise AssertionError(f"corpus folder {kind} has no command")
+
+
+def _staged_commands(case: dict, prepared, tmp_path) -> list:
+    """A ``commands/*.json`` case: ``{"commands": [[arg, ...]], "datadir": true, "symlink": {link: target},
+    "mkfifo": [path], "write": {file: text}, "chmod": {path: "0777"}, "chown": {path: "nobody"}}``, set up in
+    this order.
+    In every string ``{DATA}`` is the data dir, ``{TMP}`` a scratch folder, ``{EXAMPLE}`` a copy of the
+    example Ultravisor data dir (with ``"datadir": true``; ``{EXAMPLE_SOURCE}`` the original), ``{URL}`` the sql
+    target, ``{LONG}`` a 300-character name."""
+    import pwd
+
+    values = {"DATA": str(prepared["data"]), "TMP": str(tmp_path), "EXAMPLE": str(tmp_path / "example"),
+              "EXAMPLE_SOURCE": str(EXAMPLE_DATADIR), "URL": prepared["url"], "LONG": "n" * 300}
+
+    def fill(text: str) -> str:
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+    if case.get("datadir"):
+        shutil.copytree(EXAMPLE_DATADIR, tmp_path / "example")
+    for fifo in case.get("mkfifo", []):
+        os.mkfifo(fill(fifo))
+    for link, target in case.get("symlink", {}).items():
+        Path(fill(link)).unlink(missing_ok=True)
+        os.symlink(fill(target), fill(link))
+    for file, text in case.get("write", {}).items():
+        Path(fill(file)).parent.mkdir(parents=True, exist_ok=True)
+        Path(fill(file)).write_text(fill(text))
+    for target, mode in case.get("chmod", {}).items():
+        os.chmod(fill(target), int(mode, 8))
+    for target, user in case.get("chown", {}).items():
+        os.chown(fill(target), pwd.getpwnam(user).pw_uid, -1)
+    return [[fill(arg) for arg in args] for args in case["commands"]]
 
 
 def test_the_corpus_holds_at_least_40_inputs():

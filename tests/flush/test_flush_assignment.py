@@ -147,10 +147,12 @@ def test_status_runs_the_state_machine(scripted, cli_runner, mode, state):
         assert (rows[bridge]["BootstrappedAt"] is not None) == (state == "bootstrapped")
         if state != "bootstrapped":
             assert rows[bridge]["LastError"].startswith(f"mode {mode}") and "t0psecret" not in rows[bridge]["LastError"]
-    rows = json.loads(cli_runner(["persistence", "status", "--json"]).output)
+    status = cli_runner(["persistence", "status", "--json"])
+    assert status.exit_code == (1 if state == "error" else 0)  # a bridge in error is a failure a script sees
+    rows = json.loads(status.stdout)
     assert rows["Queue"]["State"] == state
     assert len(scripted.seen_states) == (1 if state == "bootstrapped" else 2)  # retried only when not ready
-    no_bootstrap = json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).output)
+    no_bootstrap = json.loads(cli_runner(["persistence", "status", "--json", "--no-bootstrap"]).stdout)
     assert no_bootstrap["Queue"]["State"] == state and len(scripted.seen_states) == (1 if state == "bootstrapped" else 2)
 
 
@@ -219,3 +221,15 @@ def test_an_assign_replaced_by_another_meanwhile_says_so(scripted, cli_runner, m
     monkeypatch.setattr(cli_persistence, "_status", raced)
     result = cli_runner(["persistence", "assign", "--backend", "scripted", "--mode", "ok"])
     assert result.exit_code == 1 and "another 'uvctl persistence assign' replaced this assignment" in result.stderr
+
+
+def test_assign_and_clear_of_one_bridge_report_both_in_json(cli_runner, sqlite_url):
+    assigned = cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url, "--queue-only", "--json"])
+    assert assigned.exit_code == 0, assigned.output
+    rows = json.loads(assigned.stdout)
+    assert set(rows) == {"Queue", "Manifest"} and rows["Manifest"]["State"] == "unassigned"
+    assert cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url]).exit_code == 0
+    cleared = cli_runner(["persistence", "clear", "--queue-only", "--json"])
+    assert cleared.exit_code == 0, cleared.output
+    rows = json.loads(cleared.stdout)
+    assert (rows["Queue"]["State"], rows["Manifest"]["State"]) == ("unassigned", "bootstrapped")

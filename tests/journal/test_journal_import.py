@@ -526,3 +526,115 @@ def test_an_import_finished_later_still_folds_the_changes_its_first_run_brought(
     write_jsonl(file, [update, upsert])
     assert run_json(cli_runner, ["journal", "import", str(file), "--json"])["Journaled"] == 1
     assert journal.get_work_item("wi-x")["Status"] == "Complete", "as one undisturbed import gives"
+
+
+# ---------------------------------------------------------------------- trust and bad input (issue 15)
+def _manifest_files(datadir):
+    return sorted((datadir / "staging").glob("*/Manifest_*.json"))
+
+
+def test_a_data_dir_import_reads_no_file_that_leads_outside_it(cli_runner, example_datadir, tmp_path, journal):
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"Hash": "stolen-run", "Status": "Complete"}))
+    linked = _manifest_files(example_datadir)[0]
+    linked.unlink()
+    linked.symlink_to(outside)
+    refused = cli_runner(["journal", "import", str(example_datadir)])
+    assert refused.exit_code == 2 and "leads outside" in refused.stderr and str(outside) in refused.stderr
+    assert refused.stderr.count("\n") == 1 and journal.last_seq() == 0
+    garbled = _manifest_files(example_datadir)[1]
+    garbled.write_text('{"Hash": ')
+    result = cli_runner(["journal", "import", str(example_datadir), "--skip-bad-rows", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["LeftOut"] == 2 and report["Read"]["Manifests"] == len(_manifest_files(example_datadir)) - 2
+    assert any("leads outside" in line for line in report["LeftOutExamples"])
+    assert any("is not valid JSON" in line for line in report["LeftOutExamples"])
+    assert journal.get_manifest("stolen-run") is None and journal.count_after("Queue", 0) > 0
+    assert "left out 2 bad records" in result.stderr
+
+
+def test_a_queue_database_or_run_folder_linked_from_elsewhere_is_refused(cli_runner, example_datadir, tmp_path, journal):
+    runs = tmp_path / "runs" / "OPR-0099_1"
+    runs.mkdir(parents=True)
+    (runs / "Manifest_OPR-0099.json").write_text(json.dumps({"Hash": "stolen-folder"}))
+    (example_datadir / "staging" / "OPR-0099_1").symlink_to(runs)
+    result = cli_runner(["journal", "import", str(example_datadir), "--skip-bad-rows", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["LeftOut"] == 1
+    assert journal.get_manifest("stolen-folder") is None
+    db = example_datadir / "data" / "beacon" / "beacon-queue.sqlite"
+    moved = tmp_path / "elsewhere.sqlite"
+    shutil.move(db, moved)
+    db.symlink_to(moved)
+    refused = cli_runner(["journal", "import", str(example_datadir), "--skip-bad-rows"])
+    assert refused.exit_code == 2 and "leads outside" in refused.stderr
+
+
+def test_a_huge_integer_and_an_overlong_name_are_bad_input(cli_runner, example_datadir, tmp_path, journal):
+    digits = "9" * 5000
+    source = tmp_path / "huge.jsonl"
+    source.write_text('{"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "h", "Priority": '
+                      + digits + '}}}\n')
+    long_name = "n" * 300
+    for args, named in ((["journal", "import", str(source)], f"{source} line 1"),
+                        (["journal", "import", str(tmp_path / long_name)], "PATH"),
+                        (["journal", "import", str(example_datadir), "--staging", str(tmp_path / long_name)], "--staging"),
+                        (["schema", "ddl", "--dialect", "sqlite", "--schema", str(tmp_path / long_name)], "--schema")):
+        result = cli_runner(args)
+        assert result.exit_code == 2 and named in result.stderr, result.output
+        assert "unexpected" not in result.stderr and result.stderr.count("\n") == 1
+    _manifest_files(example_datadir)[0].write_text('{"Hash": "run-huge", "Attempt": ' + digits + "}")
+    result = cli_runner(["journal", "import", str(example_datadir)])
+    assert result.exit_code == 2 and "more than 4300 digits" in result.stderr
+    assert journal.last_seq() == 0
+
+
+def test_values_stored_other_than_sent_are_kept_and_warned_never_silently(cli_runner, example_datadir, tmp_path,
+                                                                          journal):
+    source = tmp_path / "changed.jsonl"
+    lines = [{"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "c-1", "Priority": 1.5}}},
+             {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "c-2", "Priority": True,
+                                                                       "LastError": "a\u0000b"}}},
+             {"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {"WorkItemHash": "c-3", "Priority": "3"}}}]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = cli_runner(["journal", "import", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["Journaled"] == 3 and report["ChangedValues"] == 3
+    assert [line.split(": ", 2)[2] for line in report["ChangedExamples"]][:2] == [
+        "Priority 1.5 was stored as 2 (its column holds whole numbers)",
+        "Priority true was stored as 1 (its column holds whole numbers)"]
+    assert "3 values were stored other than the source has them" in result.stderr
+    assert (journal.get_work_item("c-1")["Priority"], journal.get_work_item("c-2")["LastError"]) == (2, "ab")
+    attempt = tmp_path / "attempt.jsonl"
+    attempt.write_text(json.dumps({"Action": "QP_InsertAttempt", "Settings": {"Attempt": {
+        "WorkItemHash": "c-1", "AttemptNumber": 1.5}}}) + "\n")
+    refused = cli_runner(["journal", "import", str(attempt)])
+    assert refused.exit_code == 2 and "AttemptNumber must be a whole number, got 1.5" in refused.stderr
+    conn = sqlite3.connect(example_datadir / "data" / "beacon" / "beacon-queue.sqlite")
+    conn.execute("UPDATE BeaconWorkItem SET Priority = 2.5 WHERE IDBeaconWorkItem = (SELECT MIN(IDBeaconWorkItem) "
+                 "FROM BeaconWorkItem)")
+    conn.commit()
+    conn.close()
+    result = cli_runner(["journal", "import", str(example_datadir), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["ChangedValues"] == 1
+    assert "BeaconWorkItem row" in result.stderr and "Priority 2.5 was stored as 2" in result.stderr
+
+
+def test_a_bridge_write_says_what_it_stored_differently(data_dir):
+    from uvctl.bridge import QueueBridge
+
+    with QueueBridge() as bridge:
+        answer = bridge.execute("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "b-1", "Priority": 1.5}})
+    assert answer["Success"] and any("Priority 1.5 was stored as 2" in line for line in answer.get("Warnings", []))
+
+
+def test_a_jsonl_line_is_read_up_to_a_bound_not_whole(cli_runner, tmp_path, journal, monkeypatch):
+    import uvctl.journal.sources.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_DOCUMENT", 1000)
+    source = tmp_path / "no-newlines.jsonl"
+    source.write_bytes(b"x" * 5000)  # as a file without line breaks would be: never read whole
+    result = cli_runner(["journal", "import", str(source)])
+    assert result.exit_code == 2 and "line 1 is longer than 1000 bytes" in result.stderr
+    assert journal.last_seq() == 0

@@ -440,3 +440,174 @@ def test_mysql_access_denied_keeps_its_yes_and_a_password_value_is_still_masked(
 
     assert mask_secrets("Access denied for user 'root'@'h' (using password: YES)").endswith("(using password: YES)")
     assert SECRET not in mask_secrets(f"password: {SECRET} pwd=YES){SECRET}")
+
+
+# ---------------------------------------------------------------------------- trust: who may write the data dir
+def _nobody() -> int:
+    import pwd
+
+    return pwd.getpwnam("nobody").pw_uid
+
+
+def _assigned(data_dir, cli_runner, sqlite_url):
+    assert cli_runner(["persistence", "assign", "--backend", "sql", "--db", sqlite_url]).exit_code == 0
+    return data_dir / "persistence-assignment.json"
+
+
+def test_a_data_dir_others_may_write_or_another_user_owns_is_refused(data_dir, cli_runner, sqlite_url):
+    _assigned(data_dir, cli_runner, sqlite_url)
+    for change, expected in ((lambda: os.chmod(data_dir, 0o777), "chmod go-w"),
+                             (lambda: os.chmod(data_dir, 0o720), "writable by group"),
+                             (lambda: os.chown(data_dir, _nobody(), -1), "belongs to another user")):
+        change()
+        for args in (["flush"], ["persistence", "status"], ["journal", "stats"]):
+            result = cli_runner(args)
+            assert result.exit_code == 1 and expected in result.stderr, result.output
+            assert result.stderr.count("\n") == 1
+        os.chmod(data_dir, 0o700)
+        os.chown(data_dir, os.geteuid(), -1)
+    assert cli_runner(["flush"]).exit_code == 0  # readable by others is fine: every file in it is 0600
+    os.chmod(data_dir, 0o755)
+    assert cli_runner(["flush"]).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["persistence-assignment.json", "persistence-bridge-hwm.json",
+                                  "coordinator-sessions.json", "beacon-state.json"])
+def test_a_state_file_another_user_owns_is_refused_and_one_too_open_is_tightened(name, data_dir, cli_runner,
+                                                                                  sqlite_url, capsys):
+    from uvctl.beacon.state import read_state
+    from uvctl.errors import UvctlError
+    from uvctl.flush import HighWaterMarks
+    from uvctl.mesh.session import SessionCache
+    from uvctl.statefile import write_json
+
+    path = data_dir / name
+    if name == "persistence-assignment.json":
+        _assigned(data_dir, cli_runner, sqlite_url)
+    else:
+        write_json(path, {"Pid": 1} if name == "beacon-state.json" else {})
+    read = {"persistence-assignment.json": lambda: __import__("uvctl.assignment").assignment.load(),
+            "persistence-bridge-hwm.json": lambda: HighWaterMarks().get("Queue", "sql:x"),
+            "coordinator-sessions.json": lambda: SessionCache().get("http://c"),
+            "beacon-state.json": read_state}[name]
+    os.chmod(path, 0o644)
+    capsys.readouterr()
+    read()
+    assert _mode(path) == 0o600
+    assert "was open to group and others (mode 0644); it is 0600 now" in capsys.readouterr().err
+    os.chown(path, _nobody(), -1)
+    with pytest.raises(UvctlError, match="belongs to another user .*chown"):
+        read()
+    os.chown(path, os.geteuid(), -1)
+    read()
+
+
+def test_a_journal_another_user_owns_is_refused(data_dir, cli_runner):
+    assert cli_runner(["journal", "stats"]).exit_code == 0
+    os.chown(data_dir / "journal.sqlite", _nobody(), -1)
+    result = cli_runner(["journal", "stats"])
+    assert result.exit_code == 1 and "belongs to another user" in result.stderr
+
+
+# ---------------------------------------------------------------------------- trust: input files
+def test_every_input_file_is_a_regular_file_of_bounded_size(data_dir, cli_runner, sqlite_url, tmp_path, monkeypatch):
+    import uvctl.paths
+    from uvctl.schema import builtin_descriptor
+
+    fifo = tmp_path / "descriptor.fifo"
+    os.mkfifo(fifo)
+    for source in ("/dev/zero", str(fifo), str(tmp_path)):
+        for args in (["schema", "ensure", "--schema", source, "--db", sqlite_url],
+                     ["schema", "ddl", "--dialect", "sqlite", "--schema", source]):
+            result = cli_runner(args)
+            assert result.exit_code == 2 and f"--schema {source} is " in result.stderr, result.output
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(builtin_descriptor()))
+    with monkeypatch.context() as patch:
+        patch.setattr(uvctl.paths.input_file, "__defaults__", (1000, None))
+        result = cli_runner(["schema", "ddl", "--dialect", "sqlite", "--schema", str(big)])
+    assert result.exit_code == 2 and "bytes long, over the 1000 bytes" in result.stderr
+    _assigned(data_dir, cli_runner, sqlite_url)
+    (data_dir / "persistence-bridge-hwm.json").unlink(missing_ok=True)
+    os.symlink("/dev/zero", data_dir / "persistence-bridge-hwm.json")
+    result = cli_runner(["flush"])
+    assert result.exit_code != 0 and "is not a regular file" in result.stderr
+
+
+# ---------------------------------------------------------------------------- masking: linear and bounded
+def _unbounded_repeats(tree):
+    """Every repeat of a parsed pattern that can run without bound and give characters back."""
+    import re._constants as c
+
+    for op, arg in tree:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT) and arg[1] == c.MAXREPEAT:
+            yield op
+        for value in (arg if isinstance(arg, (list, tuple)) else ()):
+            if isinstance(value, re._parser.SubPattern):
+                yield from _unbounded_repeats(value)
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    if isinstance(item, re._parser.SubPattern):
+                        yield from _unbounded_repeats(item)
+
+
+def test_masking_cannot_backtrack_and_handles_a_megabyte():
+    import uvctl.errors as errors
+    from uvctl.errors import MAX_MESSAGE, UvctlError, mask_secrets, mask_url
+
+    patterns = [value for value in vars(errors).values() if isinstance(value, re.Pattern)]
+    assert patterns
+    for pattern in patterns:  # nothing a failed match could give back and try again: linear
+        tree = re._parser.parse(pattern.pattern, pattern.flags)
+        assert list(_unbounded_repeats(tree)) == [], pattern.pattern
+        assert tree[0][0] not in (re._constants.MAX_REPEAT, re._constants.POSSESSIVE_REPEAT), pattern.pattern
+    n = 1_000_000
+    for text in ("a" * n, "a://u:" * (n // 6), "x" * n + "://", "://" * (n // 3), "password" + " " * n,
+                 "pwd=" * (n // 4), "%20" * (n // 3), "@" * n, f"p://u:{'y' * n}@h"):
+        masked = mask_secrets(text)
+        assert len(masked) <= len(text) + 3 * text.count("://") + 3
+        assert len(mask_url(text)) <= len(text) + 3
+        error = str(UvctlError(f"unknown bridge action {text!r}"))
+        assert len(error) <= MAX_MESSAGE + 40 and "\n" not in error
+    assert mask_secrets(f"p://u:{'y' * n}@h") == "p://u:***@h"
+
+
+def test_an_error_quotes_a_bounded_slice_of_its_input(cli_runner, tmp_path):
+    from uvctl.errors import UsageError
+    from uvctl.journal import normalize_action
+
+    name = "QP_" + "A" * 20_000
+    with pytest.raises(UsageError) as caught:
+        normalize_action(name, {})
+    assert len(str(caught.value)) < 1000 and "20003 characters" in str(caught.value)
+    with pytest.raises(UsageError) as caught:
+        normalize_action("QP_UpsertWorkItem", {"WorkItem": {"WorkItemHash": "h", "Priority": "x" * 20_000}})
+    assert len(str(caught.value)) < 1000
+
+
+def test_a_percent_encoded_password_in_a_query_is_masked(data_dir, cli_runner):
+    from uvctl.errors import mask_secrets, mask_url
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:1/x?options=-c%20password%3D{SECRET}"
+    for masked in (mask_url(url), mask_secrets(f"cannot connect to {url}: connection refused")):
+        assert SECRET not in masked and "password%3D***" in masked
+    assert mask_secrets("?options=-c%20password%3a%22" + SECRET + "%22") == "?options=-c%20password%3a%22***"
+    text = _outputs(cli_runner, [["schema", "plan", "--db", url], ["persistence", "assign", "--backend", "sql", "--db", url],
+                                 ["persistence", "status", "--json"], ["flush"]])
+    assert "password%3D***" in text and SECRET not in text
+
+
+# ---------------------------------------------------------------------------- terminal spoofing
+def test_control_characters_in_printed_values_are_escaped(data_dir, cli_runner, tmp_path):
+    source = tmp_path / "spoof.jsonl"
+    source.write_text(json.dumps({"Action": "QP_UpsertWorkItem", "Settings": {"WorkItem": {
+        "WorkItemHash": "spoof-1", "Status": "ok\r\nuvctl: error: \x1b[2Kforged"}}}) + "\n")
+    assert cli_runner(["journal", "import", str(source)]).exit_code == 0
+    stats = cli_runner(["journal", "stats"]).stdout
+    assert "\r" not in stats and "\x1b" not in stats and not any(line.startswith("uvctl") for line in stats.splitlines())
+    assert "ok\\r\\nuvctl: error: \\x1b[2Kforged 1" in stats
+    evil = tmp_path / "evil\nuvctl: error: forged\r.jsonl"
+    for args in (["journal", "import", str(evil)], ["schema", "plan", "--schema", str(evil)]):
+        result = cli_runner(args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "\r" not in result.stderr
+        assert "evil\\nuvctl: error: forged\\r.jsonl" in result.stderr

@@ -32,6 +32,7 @@ def test_plan_help_documents_the_exit_codes(cli_runner):
     result = cli_runner(["schema", "plan", "--help"])
     assert result.exit_code == 0
     assert re.search(r"\b10\b.*pending", result.output)
+    assert re.search(r"\b3\b.*could not be reached", result.output)
 
 
 def test_plan_does_not_create_a_missing_sqlite_file(cli_runner, tmp_path):
@@ -88,6 +89,8 @@ def test_connection_problems_are_one_masked_line(cli_runner, url, expected, comm
     assert result.output.count("\n") == 1, result.output
     assert result.output.startswith("uvctl: error: ") and expected in result.output
     assert "s3cret" not in result.output
+    # README's table: 3 when the database cannot be reached, 2 for a URL that is wrong in itself, 1 else
+    assert result.exit_code == (3 if "cannot connect" in expected else 1 if "not installed" in expected else 2)
 
 
 def test_a_mysql_server_that_never_answers_fails_within_the_timeout_and_long_statements_are_not_cut(

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from ..errors import UvctlError, mask_secrets
+from ..errors import UvctlError, safe_text
 
 
 class UvctlGroup(click.Group):
@@ -53,7 +53,7 @@ class UvctlGroup(click.Group):
         except Exception as exc:  # the last line of defence: never a traceback without --debug
             if _debug(ctx):
                 raise
-            message = mask_secrets(str(exc)) or type(exc).__name__
+            message = safe_text(str(exc)) or type(exc).__name__
             click.echo(
                 f"uvctl: error: unexpected {type(exc).__name__}: {message} (rerun with --debug for details)",
                 err=True,

@@ -8,7 +8,7 @@ import sys
 import click
 
 from .coordinator import _open
-from .output import emit, json_option
+from .output import echo, emit, json_option
 
 
 @click.group(name="beacon")
@@ -71,7 +71,7 @@ def status_command(as_json):
 
 def _print_status(data: dict) -> None:
     for line in describe(data):
-        click.echo(line)
+        echo(line)
 
 
 def describe(data: dict) -> list[str]:

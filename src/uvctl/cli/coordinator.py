@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .output import emit, emit_json, json_option
+from .output import echo, emit, emit_json, json_option
 
 _EXIT_CODES = """\b
 Exit codes: 0 bootstrapped and writes land, 4 the databeacon is not registered or does not
@@ -52,7 +52,7 @@ class _LiveLine:
             click.echo("\r" + text + " " * max(0, self.width - len(text)), nl=False)
             self.width = len(text)
         else:
-            click.echo(text)
+            echo(text)
 
     def end(self) -> None:
         if self.enabled and self.tty and self.width:
@@ -72,10 +72,10 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
     if as_json:
         emit_json(report)
     elif report["ExitCode"] == 0:
-        click.echo(success_text)
+        echo(success_text)
     elif report["Outcome"] == "writes-fail":
         first = report["Problems"][0]
-        click.echo(f"uvctl: bootstrapped, but writes do not land (after {report['Trigger']}): {first['Check']}: "
+        echo(f"uvctl: bootstrapped, but writes do not land (after {report['Trigger']}): {first['Check']}: "
                    f"{first['Detail']}; fix: {first['Fix'] or 'see uvctl coordinator persistence doctor'}", err=True)
     else:
         status = describe(report["Status"])
@@ -84,7 +84,7 @@ def _finish(report: dict, as_json: bool, success_text: str) -> None:
                   "unassigned": "nothing is assigned"}.get(report["Outcome"], status)
         if report["Outcome"] == "timeout" and "waiting-for-beacon" in status:
             reason += "; no beacon is online under the assigned BeaconID ('uvctl coordinator persistence doctor' says why)"
-        click.echo(f"uvctl: {reason}", err=True)
+        echo(f"uvctl: {reason}", err=True)
     click.get_current_context().exit(report["ExitCode"])
 
 
@@ -118,7 +118,7 @@ def login_command(coordinator_url, user, as_json):
               "UserName": coordinator.username if required else None, "LoggedIn": required,
               "SessionCached": coordinator.sessions.get(coordinator.base_url) is not None,
               "SessionFile": str(coordinator.sessions.path)}
-    emit(result, as_json, lambda r: click.echo(
+    emit(result, as_json, lambda r: echo(
         f"logged in to {r['Coordinator']} as {r['UserName']}; session cached in {r['SessionFile']}" if required else
         f"{r['Coordinator']} is promiscuous (its /status says AuthEnabled false): no login is needed"))
 
@@ -137,11 +137,11 @@ def beacons_command(capability, coordinator_url, user, as_json):
 
 def _print_beacons(rows) -> None:
     if not rows:
-        click.echo("no beacons registered")
+        echo("no beacons registered")
         return
     for row in rows:
         tags = ", ".join(f"{k}={v}" for k, v in row["Tags"].items()) or "-"
-        click.echo(f"{row['Name']:<20} {row['BeaconID']:<32} {row['Status']:<8} "
+        echo(f"{row['Name']:<20} {row['BeaconID']:<32} {row['Status']:<8} "
                    f"{','.join(row['Capabilities']) or '-'}  tags: {tags}")
 
 
@@ -169,12 +169,12 @@ def connections_command(beacon, timeout, coordinator_url, user, as_json):
 
 def _print_connections(rows) -> None:
     if not rows:
-        click.echo("no connections")
+        echo("no connections")
     for row in rows:
         connected = {True: "connected", False: "not connected", None: "unknown"}[row["Connected"]]
         tables = row.get("UVTables")
         uv = ", ".join(f"{t}{'' if on else ' (endpoint off)'}" for t, on in tables.items()) if tables else "none"
-        click.echo(f"{row['IDBeaconConnection']:>4}  {row['Name']!s:<24} {row['Type']!s:<10} {connected:<13} "
+        echo(f"{row['IDBeaconConnection']:>4}  {row['Name']!s:<24} {row['Type']!s:<10} {connected:<13} "
                    f"route hash {row['RouteHash'] or '(none)'}  UV tables: {uv}")
 
 
@@ -212,12 +212,12 @@ def assign_command(beacon, connection, wait, timeout, coordinator_url, user, as_
             live.end()
     if not as_json:
         for note in report["Notes"]:
-            click.echo(f"uvctl: note: {note}", err=True)
+            echo(f"uvctl: note: {note}", err=True)
     conn = report["Connection"]
     target = (f"{report['Beacon']['BeaconID']} connection {conn['IDBeaconConnection']} {conn['Name']!r} "
               f"(route hash {conn['RouteHash'] or '(none)'})")
     if not wait:
-        emit(report, as_json, lambda r: click.echo(f"assigned {target}; now {_states(r['Status'])}"))
+        emit(report, as_json, lambda r: echo(f"assigned {target}; now {_states(r['Status'])}"))
         return
     _finish(report, as_json, f"bootstrapped on {target} in {report['ElapsedSeconds']:g} s")
 
@@ -253,7 +253,7 @@ def status_command(watch, timeout, coordinator_url, user, as_json):
 
 
 def _print_status(data) -> None:
-    click.echo(f"coordinator {data['Coordinator']}: {data['State']}")
+    echo(f"coordinator {data['Coordinator']}: {data['State']}")
     for bridge, st in data["Status"].items():
         line = f"  {bridge:<9} {st.get('State')}"
         if st.get("AssignedBeaconID"):
@@ -262,7 +262,7 @@ def _print_status(data) -> None:
             line += f"  bootstrapped at {st['BootstrappedAt']}"
         if st.get("LastError"):
             line += f"  last error: {st['LastError']}"
-        click.echo(line)
+        echo(line)
 
 
 @persistence_group.command("clear")
@@ -275,7 +275,7 @@ def clear_command(coordinator_url, user, as_json):
     with _open(coordinator_url, user) as coordinator:
         statuses = persistence.clear(coordinator)
     data = {"Coordinator": coordinator.display_url, "Cleared": True, "State": overall(statuses), "Status": statuses}
-    emit(data, as_json, lambda d: click.echo(f"cleared; now {_states(d['Status'])}"))
+    emit(data, as_json, lambda d: echo(f"cleared; now {_states(d['Status'])}"))
 
 
 @persistence_group.command("doctor", epilog="""\b
@@ -316,11 +316,11 @@ def doctor_command(repair, yes, timeout, coordinator_url, user, as_json):
             finally:
                 live.end()
             if not as_json:
-                click.echo("repair: " + "; ".join(fixed["Steps"]))
-                click.echo("after the repair:")
+                echo("repair: " + "; ".join(fixed["Steps"]))
+                echo("after the repair:")
                 _print_doctor(fixed["After"])
         elif repair and not report["Healthy"]:
-            click.echo("uvctl: --repair cannot fix these problems; apply the fixes listed", err=True)
+            echo("uvctl: --repair cannot fix these problems; apply the fixes listed", err=True)
     if as_json:
         emit_json({**report, "Repair": fixed})
     if fixed is not None:
@@ -339,19 +339,19 @@ def _repair_question(report) -> str:
 
 
 def _print_doctor(report) -> None:
-    click.echo(f"coordinator {report['Coordinator']}: persistence {report['State']}")
+    echo(f"coordinator {report['Coordinator']}: persistence {report['State']}")
     for check in report["Checks"]:
-        click.echo(f"  {'ok  ' if check['OK'] else 'FAIL'}  {check['Check']}: {check['Detail']}")
+        echo(f"  {'ok  ' if check['OK'] else 'FAIL'}  {check['Check']}: {check['Detail']}")
         if check["Fix"]:
-            click.echo(f"        fix: {check['Fix']}")
+            echo(f"        fix: {check['Fix']}")
     for note in report["Notes"]:
-        click.echo(f"  note: {note}")
+        echo(f"  note: {note}")
     if report["Healthy"]:
-        click.echo("writes land: no problem found")
+        echo("writes land: no problem found")
         return
-    click.echo("writes do not land: see the FAIL lines")
+    echo("writes do not land: see the FAIL lines")
     if report["Repairable"]:
-        click.echo("--repair can fix the problems marked with a repair fix")
+        echo("--repair can fix the problems marked with a repair fix")
 
 
 def import_from_coordinator(url: str, path, staging, manifests: bool) -> dict:
@@ -369,7 +369,7 @@ def import_from_coordinator(url: str, path, staging, manifests: bool) -> dict:
         with Journal.open() as journal:
             report = import_coordinator(journal, coordinator, manifests)
     for note in report["Notes"]:
-        click.echo(f"uvctl: note: {note}", err=True)
+        echo(f"uvctl: note: {note}", err=True)
     return report
 
 

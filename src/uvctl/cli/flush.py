@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..flush.service import DEFAULT_BATCH, MAX_BATCH
-from .output import emit, json_option
+from .output import echo, emit, json_option
 
 
 @click.command(name="flush")
@@ -40,18 +40,18 @@ def _print_report(data: dict) -> None:
         if row["State"] == "failed" and row["Identity"] is None:
             continue  # it never got to its backend: the error line says why
         if row["State"] == "unassigned":
-            click.echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
+            echo(f"{bridge}: unassigned ({row['Pending']} journal records wait for 'uvctl persistence assign')")
         elif row["State"] == "dry-run":
             start = f"seq {row['FromSeq']}"
             if row["FromSeq"] < row["PrunedUpto"]:  # the log below PrunedUpto is gone: the state goes first
                 start = f"the current state, as the log up to seq {row['PrunedUpto']} was pruned"
-            click.echo(f"{bridge}: would send {row['Pending']} records to {target} (from {start})")
+            echo(f"{bridge}: would send {row['Pending']} records to {target} (from {start})")
         elif row["State"] == "up-to-date":
-            click.echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
+            echo(f"{bridge}: {target} is up to date (high-water mark {row['HighWaterMark']})")
         else:
             snapshot = (f"{row['Snapshot']} of them the current state, as the log up to seq {row['PrunedUpto']} "
                         f"was pruned; ") if row["Snapshot"] else ""
-            click.echo(
+            echo(
                 f"{bridge}: sent {row['Sent']} records in {row['Batches']} batches to {target} "
                 f"({snapshot}{row['AlreadyPresent']} already present); high-water mark {row['HighWaterMark']}, "
                 f"{row['Pending']} pending"

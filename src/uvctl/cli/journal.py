@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import emit, json_option, progress
+from .output import echo, emit, json_option, progress
 
 
 @click.group("journal")
@@ -62,30 +62,35 @@ def import_command(path, staging, no_manifests, skip_bad_rows, coordinator_url, 
 
 def _warn_import(report: dict) -> None:
     """What an import left out or changed, on stderr (also with --json)."""
-    if report.get("LeftOut"):
-        shown = report["LeftOutExamples"]
-        click.echo(f"uvctl: warning: left out {report['LeftOut']} bad records (--skip-bad-rows); "
-                   f"{'they are' if len(shown) == report['LeftOut'] else f'the first {len(shown)} are'}:", err=True)
-        for problem in shown:
-            click.echo(f"  {problem}", err=True)
+    _warn_list(report.get("LeftOut"), report.get("LeftOutExamples"), "left out {} bad records (--skip-bad-rows)")
+    _warn_list(report.get("ChangedValues"), report.get("ChangedExamples"),
+               "{} values were stored other than the source has them (their records are journaled)")
     if report.get("ReplacedText"):
-        click.echo(f"uvctl: warning: {report['ReplacedText']} text values of the source were not UTF-8; their "
-                   f"undecodable bytes were read as U+FFFD", err=True)
+        echo(f"uvctl: warning: {report['ReplacedText']} text values of the source were not UTF-8; their "
+             f"undecodable bytes were read as U+FFFD", err=True)
+
+
+def _warn_list(count, shown, head: str) -> None:
+    if count:
+        echo(f"uvctl: warning: {head.format(count)}; {'they are' if len(shown) == count else f'the first {len(shown)} are'}:",
+             err=True)
+        for line in shown:
+            echo(f"  {line}", err=True)
 
 
 def _print_import(report: dict) -> None:
     labels = {"WorkItems": "work items", "Events": "events", "Attempts": "attempts", "Manifests": "manifests",
               "Actions": "actions"}
     read = ", ".join(f"{n} {labels.get(k, k)}" for k, n in report["Read"].items())
-    click.echo(f"read {read} from {report['Source']}")
+    echo(f"read {read} from {report['Source']}")
     if report.get("StagingRoot"):
-        click.echo(f"manifests from {report['StagingRoot']}")
+        echo(f"manifests from {report['StagingRoot']}")
     if report["Journaled"]:
-        click.echo(f"journaled {report['Journaled']} records (seq {report['FirstSeq']}..{report['LastSeq']}); "
+        echo(f"journaled {report['Journaled']} records (seq {report['FirstSeq']}..{report['LastSeq']}); "
                    f"{report['Skipped']} already in the journal")
-        click.echo("run 'uvctl flush' to send them to the assigned backend")
+        echo("run 'uvctl flush' to send them to the assigned backend")
     else:
-        click.echo(f"nothing new: all {report['Skipped']} records are already in the journal")
+        echo(f"nothing new: all {report['Skipped']} records are already in the journal")
 
 
 @journal_group.command("stats")
@@ -102,7 +107,7 @@ def stats_command(as_json):
 
 
 def _print_stats(stats: dict) -> None:
-    click.echo(f"journal {stats['Path']} ({stats['SizeBytes'] / 1024:.0f} KiB, synchronous {stats['Synchronous']}, "
+    echo(f"journal {stats['Path']} ({stats['SizeBytes'] / 1024:.0f} KiB, synchronous {stats['Synchronous']}, "
                f"last seq {stats['LastSeq']})")
     for bridge, log in stats["Log"].items():
         seqs = f"seq {log['FirstSeq']}..{log['LastSeq']}" if log["Records"] else "empty"
@@ -111,12 +116,12 @@ def _print_stats(stats: dict) -> None:
             where = f"{ack['Pending']} pending for {ack['Identity']} (acknowledged up to {ack['HighWaterMark']})"
         else:
             where = f"all pending: {ack['Reason']}"
-        click.echo(f"  {bridge:<9} {log['Records']} log records ({seqs}); {where}")
+        echo(f"  {bridge:<9} {log['Records']} log records ({seqs}); {where}")
     state = stats["State"]
-    click.echo(f"  state: {state['WorkItems']} work items, {state['Events']} events, {state['Attempts']} attempts, "
+    echo(f"  state: {state['WorkItems']} work items, {state['Events']} events, {state['Attempts']} attempts, "
                f"{state['Manifests']} manifests ({state['ManifestsRemoved']} removed)")
     if stats["WorkItemsByStatus"]:
-        click.echo("  work items by status: " + ", ".join(f"{k or '(none)'} {n}" for k, n in stats["WorkItemsByStatus"].items()))
+        echo("  work items by status: " + ", ".join(f"{k or '(none)'} {n}" for k, n in stats["WorkItemsByStatus"].items()))
 
 
 @journal_group.command("prune")
@@ -148,7 +153,7 @@ def _print_prune(result: dict) -> None:
             line += f" (acknowledged up to seq {info['HighWaterMark']} by {info['Identity']})"
         if info["Reason"]:
             line += f"; nothing more: {info['Reason']}" if info["Pruned"] else f": {info['Reason']}"
-        click.echo(line)
+        echo(line)
 
 
 COMMANDS = [journal_group]

@@ -9,6 +9,14 @@ import sys
 import click
 
 
+def echo(text: str = "", err: bool = False) -> None:
+    """Print one line whose values may come from input (imported records, state files, a
+    coordinator): control characters are escaped, so a value cannot break or recolour it."""
+    from ..errors import printable
+
+    click.echo(printable(text), err=err)
+
+
 def emit_json(data) -> None:
     """Print ``data`` as indented JSON on stdout."""
     click.echo(json.dumps(data, indent=2, default=str))

@@ -12,7 +12,7 @@ import re
 import click
 
 from ..errors import UvctlError
-from .output import emit, json_option
+from .output import echo, emit, json_option
 
 _PREFIX = "backend_opt_"
 
@@ -119,17 +119,23 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
     bridges = _bridges(queue_only, manifest_only)
     options = _given_options(ctx, backend, values)
     written = assignment.assign(backend, options, bridges)
-    report = {bridge: row for bridge, row in _status().items() if bridge in bridges}
+    report = _status()  # both bridges, whichever was assigned: a script reads the same keys every time
     emit(report, as_json, _print_status)
     replaced = [b for b in bridges if report[b].get("AssignedAt") != written[b]["AssignedAt"]]
     if replaced:  # another assign ran meanwhile: what the report shows is not this one
         raise UvctlError(f"another 'uvctl persistence assign' replaced this assignment of {' and '.join(replaced)} "
                          f"meanwhile; the status above is that one's (run 'uvctl persistence status')")
+    _fail_on_error({bridge: report[bridge] for bridge in bridges}, "assigned, but the bootstrap failed")
+
+
+def _fail_on_error(report: dict, what: str) -> None:
+    """Exit 1 (after the report) when a bridge is in ``error``: nothing reaches its backend until
+    the cause is fixed, and a script must see that."""
     failed = {bridge: row for bridge, row in report.items() if row.get("State") == "error"}
-    if failed:  # assigned, but nothing will reach it until the cause is fixed: a script must see that
+    if failed:
         row = next(iter(failed.values()))
-        raise UvctlError(f"{' and '.join(failed)} assigned, but the bootstrap failed: {row.get('LastError')}; "
-                         f"fix that, then run 'uvctl persistence status' to bootstrap again")
+        raise UvctlError(f"{' and '.join(failed)} {what}: {row.get('LastError')}; fix that, then run "
+                         f"'uvctl persistence status' to bootstrap again")
 
 
 @persistence_group.command(name="status")
@@ -137,15 +143,19 @@ def assign_command(ctx, backend, queue_only, manifest_only, as_json, **values):
 @json_option
 def status_command(no_bootstrap, as_json):
     """Show each bridge's backend, state, last error, high-water mark and pending records
-    (and, when 'uvctl beacon run' uses this data dir, the beacon's state in one line)."""
-    emit(_status(bootstrap=not no_bootstrap), as_json, _print_status)
+    (and, when 'uvctl beacon run' uses this data dir, the beacon's state in one line).
+
+    Exits 1 (after the report) while a bridge is in state error."""
+    report = _status(bootstrap=not no_bootstrap)
+    emit(report, as_json, _print_status)
     if not as_json:
         from ..beacon.status import beacon_status
         from .beacon import describe
 
         beacon = beacon_status()
         if beacon["Known"]:
-            click.echo(describe(beacon)[0])
+            echo(describe(beacon)[0])
+    _fail_on_error(report, "in state error")
 
 
 @persistence_group.command(name="clear")
@@ -157,8 +167,7 @@ def clear_command(queue_only, manifest_only, as_json):
 
     bridges = _bridges(queue_only, manifest_only)
     assignment.clear(bridges)
-    report = {bridge: row for bridge, row in _status(bootstrap=False).items() if bridge in bridges}
-    emit(report, as_json, _print_status)
+    emit(_status(bootstrap=False), as_json, _print_status)  # both bridges: the one kept says what still runs
 
 
 def _status(bootstrap: bool = True) -> dict:
@@ -172,16 +181,16 @@ def _status(bootstrap: bool = True) -> dict:
 def _print_status(report: dict) -> None:
     for bridge, row in report.items():
         if row["State"] == "unassigned":
-            click.echo(f"{bridge}: unassigned ({row['Pending']} journal records pending)")
+            echo(f"{bridge}: unassigned ({row['Pending']} journal records pending)")
             continue
-        click.echo(f"{bridge}: {row['State']} on {row['Identity'] or row['Backend']}")
-        click.echo(f"  assigned {row['AssignedAt']}; bootstrapped {row['BootstrappedAt'] or 'never'}")
+        echo(f"{bridge}: {row['State']} on {row['Identity'] or row['Backend']}")
+        echo(f"  assigned {row['AssignedAt']}; bootstrapped {row['BootstrappedAt'] or 'never'}")
         if row["Identity"] is None:  # its plugin is gone: which mark is its own cannot be known
-            click.echo("  high-water mark unknown; pending records unknown")
+            echo("  high-water mark unknown; pending records unknown")
         else:
-            click.echo(f"  high-water mark {row['HighWaterMark'] or 0}; {row['Pending']} journal records pending")
+            echo(f"  high-water mark {row['HighWaterMark'] or 0}; {row['Pending']} journal records pending")
         if row["LastError"]:
-            click.echo(f"  last error: {row['LastError']}")
+            echo(f"  last error: {row['LastError']}")
 
 
 COMMANDS = [persistence_group]

@@ -105,7 +105,7 @@ def ensure_command(db, schema_file, as_json):
 
 @schema_group.command(
     name="plan",
-    epilog=f"\b\nExit status:\n  0   in sync: ensure has nothing to do\n  {PLAN_PENDING_EXIT}  changes are pending: ensure would create tables, columns or indexes\n  1,2 error (unreachable database, bad URL or descriptor)\nDestructive differences are listed but do not change the exit status.",
+    epilog=f"\b\nExit status:\n  0   in sync: ensure has nothing to do\n  {PLAN_PENDING_EXIT}  changes are pending: ensure would create tables, columns or indexes\n  1   error\n  2   bad input (a URL, a descriptor)\n  3   the database could not be reached\nDestructive differences are listed but do not change the exit status.",
 )
 @_db_option
 @_schema_option

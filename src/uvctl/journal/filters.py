@@ -15,7 +15,7 @@ and the bridge then answers from the journal.
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from ..errors import UsageError, excerpt
 from .columns import MANIFEST, WORK_ITEM, table
 
 LIMIT_MIN, LIMIT_MAX = 1, 5000
@@ -45,7 +45,7 @@ def normalize_limit(value, action: str = "filter", default: int = 500) -> int:
     except (TypeError, ValueError):
         number = None
     if number is None:
-        raise UsageError(f"{action}: Limit must be a whole number (1..{LIMIT_MAX}), got {value!r}")
+        raise UsageError(f"{action}: Limit must be a whole number (1..{LIMIT_MAX}), got {excerpt(value)}")
     return max(LIMIT_MIN, min(LIMIT_MAX, number))
 
 
@@ -66,7 +66,7 @@ def normalize_filter(table_name: str, value, action: str = "filter") -> dict:
     for key in exact:
         if value.get(key) is not None:
             if not isinstance(value[key], (str, int, float)) or isinstance(value[key], bool):
-                raise UsageError(f"{action}: Filter.{key} must be a string, got {value[key]!r}")
+                raise UsageError(f"{action}: Filter.{key} must be a string, got {excerpt(value[key])}")
             out[key] = str(value[key])
     if value.get("Since") is not None:
         if not isinstance(value["Since"], str):
@@ -85,7 +85,7 @@ def normalize_filter(table_name: str, value, action: str = "filter") -> dict:
 def _status_list(action: str, status) -> list[str]:
     items = status if isinstance(status, (list, tuple)) else [status]
     if not all(isinstance(s, str) for s in items):
-        raise UsageError(f"{action}: Filter.Status must be a string or a list of strings, got {status!r}")
+        raise UsageError(f"{action}: Filter.Status must be a string or a list of strings, got {excerpt(status)}")
     return list(items)
 
 
@@ -96,28 +96,28 @@ def parse_order_by(table_name: str, order_by, action: str = "filter") -> str:
     means descending (Ultravisor's history view sends it; its local store misread it).
     """
     if not isinstance(order_by, str):
-        raise UsageError(f"{action}: OrderBy must be a string like 'EnqueuedAt DESC', got {order_by!r}")
+        raise UsageError(f"{action}: OrderBy must be a string like 'EnqueuedAt DESC', got {excerpt(order_by)}")
     by_lower = {col.lower(): col for col in table(table_name).columns}
     terms = []
     for term in order_by.split(","):
         words = term.split()
         if not words or len(words) > 2:
-            raise UsageError(f"{action}: OrderBy term {term.strip()!r} must be 'Column [ASC|DESC]' or '-Column'")
+            raise UsageError(f"{action}: OrderBy term {excerpt(term.strip())} must be 'Column [ASC|DESC]' or '-Column'")
         column, direction = words[0], (words[1] if len(words) == 2 else "ASC")
         if column[:1] in "+-":
             if len(words) == 2:
-                raise UsageError(f"{action}: OrderBy term {term.strip()!r} has both a sign and a direction")
+                raise UsageError(f"{action}: OrderBy term {excerpt(term.strip())} has both a sign and a direction")
             direction = "DESC" if column[0] == "-" else "ASC"
             column = column[1:]
         canonical = by_lower.get(column.lower())
         if canonical is None:
-            raise UsageError(f"{action}: cannot order by {column!r}: not a column of {table_name}")
+            raise UsageError(f"{action}: cannot order by {excerpt(column)}: not a column of {table_name}")
         if direction.upper().startswith("DESC"):
             terms.append(f"{canonical} DESC")
         elif direction.upper() == "ASC":
             terms.append(f"{canonical} ASC")
         else:
-            raise UsageError(f"{action}: OrderBy direction must be ASC or DESC, got {direction!r}")
+            raise UsageError(f"{action}: OrderBy direction must be ASC or DESC, got {excerpt(direction)}")
     return ", ".join(terms)
 
 

@@ -18,9 +18,11 @@ EventGUIDs and the unchanged-record check skip what is already in.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from ..errors import UsageError, UvctlError
+from ..paths import input_stat
 from .sources.datadir import DataDirSource
 from .sources.jsonl import JsonlSource
 
@@ -32,9 +34,9 @@ def import_path(journal, path, staging=None, manifests: bool = True, progress=No
     with ``update(n)`` (``uvctl.cli.output.progress``); it advances once per source record.
     """
     path = Path(path).expanduser().resolve()  # StagingPath is stored absolute, as Ultravisor writes it
-    if not path.exists():
-        raise UsageError(f"{path} does not exist; give a JSONL file of bridge actions or an Ultravisor data directory")
-    if path.is_dir():
+    info = input_stat(path, "PATH", missing=f"{path} does not exist; give a JSONL file of bridge actions or an "
+                                            f"Ultravisor data directory")
+    if stat.S_ISDIR(info.st_mode):
         source = DataDirSource(path, staging, manifests, skip_bad)
     elif staging is not None or skip_bad:
         raise UsageError(f"{'--staging' if staging is not None else '--skip-bad-rows'} only applies to an Ultravisor data "

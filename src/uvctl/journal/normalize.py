@@ -40,7 +40,7 @@ import uuid
 from functools import lru_cache
 
 from ..actions import ALL_ACTIONS, Action
-from ..errors import UsageError
+from ..errors import UsageError, excerpt
 from ..timestamps import now_iso
 from .columns import ATTEMPT, EVENT, MANIFEST, MAX_TEXT, WORK_ITEM, table
 from .filters import normalize_filter, normalize_limit
@@ -103,7 +103,7 @@ def to_json_text(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def normalize_action(name: str, settings, warnings: list | None = None) -> Action:
+def normalize_action(name: str, settings, warnings: list | None = None, notes: list | None = None) -> Action:
     """Validate ``settings`` of the bridge action ``name`` and project its records to UV columns.
 
     Raises :class:`UsageError` for an unknown action, settings that are not an object, or a
@@ -112,9 +112,16 @@ def normalize_action(name: str, settings, warnings: list | None = None) -> Actio
     column) is a UsageError too, unless ``warnings`` is a list: then that field is dropped
     (a whole record gets the column's default) and the problem is appended to the list, so
     the write itself never fails. Natural keys are never dropped.
+
+    A value stored other than it was sent (``Priority: 1.5`` as 2, ``true`` as 1, text with
+    NUL characters, which PostgreSQL cannot hold, without them) is kept, and described in
+    ``notes`` (default: ``warnings``): the record matters more than the exact value, and the
+    change must be seen.
     """
+    if notes is None:
+        notes = warnings
     if name not in ALL_ACTIONS:
-        raise UsageError(f"unknown bridge action {name!r}; known actions: {', '.join(ALL_ACTIONS)}")
+        raise UsageError(f"unknown bridge action {excerpt(name)}; known actions: {', '.join(ALL_ACTIONS)}")
     if settings is None:
         settings = {}
     if not isinstance(settings, dict):
@@ -124,7 +131,7 @@ def normalize_action(name: str, settings, warnings: list | None = None) -> Actio
         record = _object(name, settings, key)
         if table_name == WORK_ITEM:
             record = without_queue_metadata(record)
-        projected = project_record(name, table_name, record, warnings)
+        projected = project_record(name, table_name, record, warnings, notes)
         kept = None if table_name == MANIFEST and "ManifestJSON" not in record else extra_fields(table_name, record)
         return Action(name, {key: projected}, extra={key: kept} if kept else None)
     if name in PATCH_ACTIONS:
@@ -133,7 +140,7 @@ def normalize_action(name: str, settings, warnings: list | None = None) -> Actio
         patch = _object(name, settings, "Patch")
         if table_name == WORK_ITEM:
             patch = without_queue_metadata(patch)
-        out["Patch"] = project_patch(name, table_name, patch, warnings)
+        out["Patch"] = project_patch(name, table_name, patch, warnings, notes)
         kept = extra_fields(table_name, patch)
         return Action(name, out, extra={"Patch": kept} if kept else None)
     if name in ("MS_RemoveManifest", "MS_GetManifest"):
@@ -175,10 +182,11 @@ def new_event_guid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def project_record(action: str, table_name: str, record: dict, warnings: list | None = None) -> dict:
+def project_record(action: str, table_name: str, record: dict, warnings: list | None = None,
+                   notes: list | None = None) -> dict:
     """A whole record of ``table_name``: given columns coerced, the rest from DefaultObject."""
     spec = table(table_name)
-    projected = _project(action, table_name, record, warnings)
+    projected = _project(action, table_name, record, warnings, notes)
     if table_name == MANIFEST and "ManifestJSON" not in record:
         projected["ManifestJSON"] = to_json_text(record)
         if len(projected["ManifestJSON"]) > spec.sizes.get("ManifestJSON", MAX_TEXT):
@@ -212,15 +220,17 @@ def extra_fields(table_name: str, record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in spec.types and k not in spec.managed}
 
 
-def project_patch(action: str, table_name: str, patch: dict, warnings: list | None = None) -> dict:
+def project_patch(action: str, table_name: str, patch: dict, warnings: list | None = None,
+                  notes: list | None = None) -> dict:
     """A sparse patch of ``table_name``: only the given columns, coerced; keys cannot change."""
-    projected = _project(action, table_name, patch, warnings)
+    projected = _project(action, table_name, patch, warnings, notes)
     for col in table(table_name).key:
         projected.pop(col, None)
     return projected
 
 
-def _project(action: str, table_name: str, record: dict, warnings: list | None = None) -> dict:
+def _project(action: str, table_name: str, record: dict, warnings: list | None = None,
+             notes: list | None = None) -> dict:
     aliases = _ALIASES.get(table_name)
     if aliases:
         record = dict(record)
@@ -237,14 +247,18 @@ def _project(action: str, table_name: str, record: dict, warnings: list | None =
         if convert is None:
             continue
         try:
-            value = value if type(value) is str and convert is _to_text else convert(action, col, value)
+            sent, value = value, value if type(value) is str and convert is _to_text else convert(action, col, value)
+            if notes is not None and convert in (_to_int, _to_float) and _changed(sent, value):
+                shown = json.dumps(sent) if isinstance(sent, bool) else excerpt(sent)
+                notes.append(f"{action}: {col} {shown} was stored as {value!r} (its column holds "
+                             f"{'whole numbers' if convert is _to_int else 'numbers'})")
             if type(value) is str:
                 if len(value) > sizes.get(col, MAX_TEXT):
                     _too_long(action, table_name, col, value)
                 if "\x00" in value:  # PostgreSQL text cannot hold it: the record would fail every flush
                     value = value.replace("\x00", "")
-                    if warnings is not None:
-                        warnings.append(f"{action}: {col} held NUL characters (U+0000), which databases such as "
+                    if notes is not None:
+                        notes.append(f"{action}: {col} held NUL characters (U+0000), which databases such as "
                                         f"PostgreSQL cannot store; they were removed")
         except UsageError as exc:
             if warnings is None or col in _REQUIRED[table_name]:
@@ -253,6 +267,18 @@ def _project(action: str, table_name: str, record: dict, warnings: list | None =
             continue
         out[col] = value
     return out
+
+
+def _changed(sent, stored) -> bool:
+    """True when a number column stores other than the value sent: ``1.5`` as 2, ``true`` as 1
+    (text such as ``"2"`` for 2, and nothing for 0, are the same value)."""
+    if isinstance(sent, bool):
+        return True
+    if isinstance(sent, str):
+        if not sent.strip():
+            return False
+        sent = float(sent)
+    return isinstance(sent, (int, float)) and sent != stored
 
 
 def _too_long(action: str, table_name: str, col: str, value: str):
@@ -304,7 +330,7 @@ def _to_bool(action, col, value) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("", "0", "1", "true", "false"):
         return value.strip().lower() in ("1", "true")
-    raise UsageError(f"{action}: {col} must be true/false or 0/1, got {value!r}")
+    raise UsageError(f"{action}: {col} must be true/false or 0/1, got {excerpt(value)}")
 
 
 def _to_number(action, col, value, kind):
@@ -317,14 +343,14 @@ def _to_number(action, col, value, kind):
         if not isinstance(number, (int, float)) or not math.isfinite(number):
             raise ValueError
     except (TypeError, ValueError):
-        raise UsageError(f"{action}: {col} must be a number, got {value!r}") from None
+        raise UsageError(f"{action}: {col} must be a number, got {excerpt(value)}") from None
     if kind is float:
         return float(number)
     number = int(round(number))
     if not INT_MIN <= number <= INT_MAX:
         # Refused here, like an over-long text: the journal's SQLite would take it, but every
         # engine's INT column refuses it, so it would stop every later flush at this record.
-        raise UsageError(f"{action}: {col} is {number}, outside the range of its INT column "
+        raise UsageError(f"{action}: {col} is {excerpt(number)}, outside the range of its INT column "
                          f"({INT_MIN}..{INT_MAX}); send a smaller number")
     return number
 
@@ -334,18 +360,20 @@ def _key(action: str, table_name: str, col: str, value):
         if value is None or value == "" or isinstance(value, bool):
             raise UsageError(f"{action}: AttemptNumber is required (an integer); add it to the Settings")
         number = _to_number(action, col, value, int)
+        if _changed(value, number):  # 1.5 taken for 2 would overwrite attempt 2
+            raise UsageError(f"{action}: AttemptNumber must be a whole number, got {excerpt(value)}")
         if number < 0:
-            raise UsageError(f"{action}: AttemptNumber must be >= 0, got {value!r}")
+            raise UsageError(f"{action}: AttemptNumber must be >= 0, got {excerpt(value)}")
         return number
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{action}: {col} is required (a non-empty string); add it to the Settings")
     if not value.isprintable():
-        raise UsageError(f"{action}: {col} {value[:80]!r} contains control characters; a natural key must be "
+        raise UsageError(f"{action}: {col} {excerpt(value)} contains control characters; a natural key must be "
                          f"printable text")
     if "~" in value:
         # meadow's REST filters (a databeacon backend) split on '~': such a record could never
         # be delivered there and would hold back every later record of its bridge for good
-        raise UsageError(f"{action}: {col} {value[:80]!r} contains '~', which a natural key may not hold "
+        raise UsageError(f"{action}: {col} {excerpt(value)} contains '~', which a natural key may not hold "
                          f"(meadow's filters cannot look it up); Ultravisor's own keys never do")
     limit = table(table_name).sizes.get(col if col != "RunHash" else "Hash", MAX_TEXT)
     if len(value) > limit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ..errors import UsageError, UvctlError, mask_secrets, mask_url
+from ..errors import BackendUnavailable, UsageError, UvctlError, mask_secrets, mask_url
 from .dialects import get_dialect
 
 CONNECT_TIMEOUT = 10  # seconds; an unreachable server fails instead of hanging
@@ -52,6 +52,10 @@ def parse_url(url: str):
     if backend == "postgres":  # the old spelling many hosting services still hand out
         parsed = parsed.set(drivername="postgresql" + (f"+{driver}" if driver else ""))
     if parsed.get_backend_name() == "sqlite":
+        from ..paths import NAME_TOO_LONG, name_too_long
+
+        if parsed.database and name_too_long(parsed.database):
+            raise UsageError(f"database URL {mask_url(url)!r}: {NAME_TOO_LONG}")
         _refuse_journal(parsed.database or "", url)
     return parsed
 
@@ -190,7 +194,7 @@ def connected(url: str):
         try:
             connection = engine.connect()
         except (sa.exc.DBAPIError, sa.exc.SQLAlchemyError, OSError) as exc:
-            raise UvctlError(f"cannot connect to {mask_url(url)}: {first_line(exc)}") from None
+            raise BackendUnavailable(f"cannot connect to {mask_url(url)}: {first_line(exc)}") from None
         with connection:
             yield connection, dialect
     finally:

@@ -48,18 +48,19 @@ _DECIMAL_SIZE = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*\Z")
 
 def read_descriptor(path: str | Path) -> dict:
     """The parsed JSON of ``path``; unreadable files and bad JSON raise ``UsageError``."""
-    path = Path(path)
+    from ..paths import input_file
+    from ..statefile import loads
+
+    path = input_file(path, "--schema", missing=f"cannot read schema descriptor {path}: No such file or directory")
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"cannot read schema descriptor {path}: {reason}") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"schema descriptor {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+        return loads(text)
+    except ValueError as exc:
+        raise UsageError(f"schema descriptor {path} is not valid JSON: {exc}") from None
 
 
 def load_descriptor(path: str | Path | None = None) -> dict:
@@ -75,10 +76,8 @@ def load_descriptor(path: str | Path | None = None) -> dict:
         descriptor, source = read_descriptor(path), str(path)
     problems = validate_descriptor(descriptor)
     if problems:
-        lines = "\n".join(f"  {problem}" for problem in problems)
-        raise UsageError(
-            f"schema descriptor {source} has {len(problems)} problem(s); nothing was executed:\n{lines}"
-        )
+        raise UsageError(f"schema descriptor {source} has {len(problems)} problem(s); nothing was executed:",
+                         details=problems)
     return descriptor
 
 

@@ -20,16 +20,18 @@ events and attempts; history of items the work-item table no longer has comes la
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 from pathlib import Path
 
 from ...errors import UsageError
-from ...statefile import process_alive
+from ...paths import MAX_DOCUMENT, check_input, input_stat
+from ...statefile import loads, process_alive
 from ..normalize import local_event_guid, normalize_action
+from . import Changes, without_queue_metadata
 
 QUEUE_DB = Path("beacon") / "beacon-queue.sqlite"
 #: Temporary copies of the queue database are ``<tmp>/uvctl-import-<pid>-<random>``.
@@ -72,12 +74,14 @@ class DataDirSource:
 
     def __init__(self, path: Path, staging=None, manifests: bool = True, skip_bad: bool = False):
         self.path = Path(path)
+        self.root = self.path.resolve()  # every file of the queue database must resolve inside it
         self.skip_bad = skip_bad
         self.left_out, self.left_out_examples, self.replaced_text = 0, [], 0
+        self.changes = Changes()
         self.queue_db = find_queue_db(self.path)
         if staging is not None:
             staging = Path(staging).expanduser().resolve()
-            if not staging.is_dir():
+            if not stat.S_ISDIR(input_stat(staging, "--staging").st_mode):
                 raise UsageError(f"--staging {staging} is not a directory")
         elif manifests:
             staging = find_staging(self.path, self.queue_db)
@@ -92,13 +96,14 @@ class DataDirSource:
         self._tmp = None
         self._conn = None
         self._manifest_files: list[Path] = []
+        self._bad_manifests: list[str] = []  # left out (--skip-bad-rows), counted again by every pass
 
     def __enter__(self):
         try:
             if self.queue_db is not None:
                 self._conn = self._open_copy()
             if self.staging is not None:
-                self._manifest_files = _manifests_in_order(self.staging)
+                self._manifest_files = self._manifests_in_order()
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -124,13 +129,16 @@ class DataDirSource:
                 "QueueDatabase": str(self.queue_db) if self.queue_db else None,
                 "StagingRoot": str(self.staging) if self.staging else None, "Read": dict(self.read),
                 "LeftOut": self.left_out, "LeftOutExamples": list(self.left_out_examples),
-                "ReplacedText": self.replaced_text}
+                "ReplacedText": self.replaced_text, **self.changes.report()}
 
     def pairs(self):
         """``(action, None)`` for every work item, event, attempt and manifest (from the start
         at each call: the copy does not change)."""
         self.read = dict.fromkeys(self.read, 0)
         self.left_out, self.left_out_examples, self.replaced_text = 0, [], 0
+        self.changes.reset()
+        for problem in self._bad_manifests:
+            self._bad(problem)
         actions = self._queue_actions() if self._conn is not None else iter(())
         for action in _chain(actions, self._manifest_actions()):
             if action is None:  # a bad row, left out
@@ -143,6 +151,10 @@ class DataDirSource:
         _remove_abandoned_copies()
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{_COPY_PREFIX}{os.getpid()}-")
         copy = Path(self._tmp.name) / QUEUE_DB.name
+        for file in (self.queue_db, Path(f"{self.queue_db}-wal"), Path(f"{self.queue_db}-shm")):
+            if os.path.lexists(file) or file == self.queue_db:
+                real = _inside(file, self.root)
+                check_input(file, input_stat(real, "queue database file"), "queue database file", max_bytes=None)
         try:
             if Path(f"{self.queue_db}-shm").exists():
                 _snapshot(self.queue_db, copy)
@@ -216,10 +228,13 @@ class DataDirSource:
         for column, value in record.items():  # a BLOB where Ultravisor writes text
             if isinstance(value, bytes):
                 record[column] = self._text(value)
+        where = f"{self.queue_db}: {_TABLE_OF[name]} row {row_id}"
         try:
-            return normalize_action(name, settings)
+            action = normalize_action(name, settings, notes=(notes := []))
         except UsageError as exc:
-            return self._bad(f"{self.queue_db}: {_TABLE_OF[name]} row {row_id}: {exc}")
+            return self._bad(f"{where}: {exc}")
+        self.changes.add(where, notes)
+        return action
 
     def _bad(self, problem: str):
         """Leave a bad record out (listed in the report) or stop the import, as asked."""
@@ -239,19 +254,39 @@ class DataDirSource:
             return value.decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ manifests
+    def _manifests_in_order(self) -> list[Path]:
+        """The manifest files, oldest run first (StartTime, StopTime, path); each is checked here,
+        and one that cannot be read is left out (with --skip-bad-rows) or stops the import."""
+        keyed = []
+        self._staging_root = self.staging.resolve()
+        for file in sorted(self.staging.glob("*/Manifest_*.json")):
+            try:
+                manifest = _read_manifest(file, self._staging_root)
+            except UsageError as exc:
+                problem = str(exc).removesuffix("; nothing was imported")
+                self._bad(problem)  # raises unless bad records are left out
+                self._bad_manifests.append(problem)
+                continue
+            keyed.append((str(manifest.get("StartTime") or ""), str(manifest.get("StopTime") or ""), str(file), file))
+        keyed.sort(key=lambda entry: entry[:3])
+        return [entry[3] for entry in keyed]
+
     def _manifest_actions(self):
         for file in self._manifest_files:
             try:
-                manifest = _read_manifest(file)
+                manifest = _read_manifest(file, self._staging_root)
             except UsageError as exc:
                 if self._bad(str(exc).removesuffix("; nothing was imported")) is None:
                     continue
             manifest.setdefault("StagingPath", str(file.parent))
             manifest.setdefault("Live", False)
             try:
-                yield normalize_action("MS_UpsertManifest", {"Manifest": manifest})
+                action = normalize_action("MS_UpsertManifest", {"Manifest": manifest}, notes=(notes := []))
             except UsageError as exc:
                 self._bad(f"manifest {file}: {exc}")
+                continue
+            self.changes.add(f"manifest {file}", notes)
+            yield action
 
 
 def _latest_rows_sql(conn: sqlite3.Connection, table: str, key: str, order: str, where: str | None = None) -> str:
@@ -313,26 +348,26 @@ def _timeline(conn: sqlite3.Connection) -> dict:
     return stamps
 
 
-def _read_manifest(file: Path) -> dict:
+def _inside(file: Path, root: Path) -> Path:
+    """``file`` with every link resolved, when that stays inside ``root``: a link in a data dir
+    must not make uvctl read (and journal, and flush) a file from anywhere else."""
+    real = file.resolve()
+    if not real.is_relative_to(root):
+        raise UsageError(f"{file} leads outside {root} (to {real}); the import reads only files inside it: "
+                         f"replace the link by the file itself, or move it away; nothing was imported")
+    return real
+
+
+def _read_manifest(file: Path, root: Path) -> dict:
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8-sig"))
+        real = _inside(file, root)
+        check_input(file, os.stat(real), "manifest", MAX_DOCUMENT)
+        manifest = loads(real.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read manifest {file}: {exc}; nothing was imported") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"manifest {file} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg}); "
-            f"fix or move it away, or import with --no-manifests; nothing was imported"
-        ) from None
+    except ValueError as exc:
+        raise UsageError(f"manifest {file} is not valid JSON ({exc}); fix or move it away, or import with "
+                         f"--no-manifests; nothing was imported") from None
     if not isinstance(manifest, dict) or not manifest.get("Hash"):
         raise UsageError(f"manifest {file} has no Hash; fix or move it away; nothing was imported")
     return manifest
-
-
-def _manifests_in_order(staging: Path) -> list[Path]:
-    """The manifest files, oldest run first (StartTime, StopTime, path); each is checked here."""
-    keyed = []
-    for file in sorted(staging.glob("*/Manifest_*.json")):
-        manifest = _read_manifest(file)
-        keyed.append((str(manifest.get("StartTime") or ""), str(manifest.get("StopTime") or ""), str(file), file))
-    keyed.sort(key=lambda entry: entry[:3])
-    return [entry[3] for entry in keyed]

@@ -19,8 +19,10 @@ import uuid
 from pathlib import Path
 
 from ...errors import UsageError
+from ...paths import MAX_DOCUMENT, input_file
+from ...statefile import loads
 from ..normalize import normalize_action
-from . import IMPORT_NAMESPACE
+from . import IMPORT_NAMESPACE, Changes
 
 
 class JsonlSource:
@@ -32,10 +34,11 @@ class JsonlSource:
         self._handle = None
         self._lines = None  # lines read by the first pass
         self._last_line = 0
+        self.changes = Changes()
 
     def __enter__(self):
-        if not self.path.is_file():  # a pipe or a device: read twice (check, then journal), it cannot be
-            raise UsageError(f"{self.path} is not a regular file; save the actions to a file and import that")
+        # a pipe or a device is read twice (check, then journal): it cannot be; any size is fine (streamed)
+        input_file(self.path, "PATH", max_bytes=None)
         try:
             self._handle = self.path.open("rb")
             head = self._handle.read(16)
@@ -53,10 +56,10 @@ class JsonlSource:
     def total(self) -> int:
         """How many actions the file holds (its non-blank lines), for a progress bar."""
         with self.path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+            return sum(1 for line in _bounded_lines(handle) if line.strip())
 
     def report(self) -> dict:
-        return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}}
+        return {"Source": str(self.path), "Kind": "jsonl", "Read": {"Actions": self.count}, **self.changes.report()}
 
     def pairs(self):
         """``(action, source_key)`` per non-blank line, in file order. Each call reads the file
@@ -66,10 +69,14 @@ class JsonlSource:
         seen: dict = {}  # line digest -> occurrences: the key before 0.1 kept lines by (content, n)
         self._handle.seek(0)
         self.count = 0
-        for number, raw in enumerate(self._handle, start=1):
+        self.changes.reset()
+        for number, raw in enumerate(_bounded_lines(self._handle), start=1):
             if self._lines is not None and number > self._lines:
                 break
             self._last_line = number
+            if len(raw) > MAX_DOCUMENT:
+                raise UsageError(f"{self.path} line {number} is longer than {MAX_DOCUMENT} bytes, more than any "
+                                 f"record can hold; is it a JSONL file? nothing was imported")
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte order mark is no error
             except UnicodeDecodeError as exc:
@@ -81,7 +88,7 @@ class JsonlSource:
                 self.count += 1
                 try:
                     action = self._action(number, line, history, seen)
-                except RecursionError:
+                except RecursionError:  # deep enough for json.dumps though not for json.loads
                     raise UsageError(f"{self.path} line {number}: JSON nested too deeply for uvctl (a thousand levels "
                                      f"or more); fix the line, nothing was imported") from None
                 yield action
@@ -91,9 +98,10 @@ class JsonlSource:
     def _action(self, number: int, line: str, history, seen: dict):
         where = f"{self.path} line {number}"
         try:
-            entry = json.loads(line, parse_constant=_not_json)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix the line, nothing was imported") from None
+            entry = loads(line, parse_constant=_not_json)
+        except ValueError as exc:
+            raise UsageError(f"{where}: not valid JSON ({str(exc).replace(' at line 1,', ' at')}); fix the line, "
+                             f"nothing was imported") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("Action"), str):
             hint = (" (this looks like Ultravisor's queue-journal.jsonl, which is not a history: import the data directory instead)"
                     if isinstance(entry, dict) and {"t", "op"} <= set(entry) else "")
@@ -118,12 +126,19 @@ class JsonlSource:
                 guid = uuid.uuid5(IMPORT_NAMESPACE, key[0])
                 settings = {**settings, "Event": {**event, "EventGUID": str(guid)}}
         try:
-            action = normalize_action(name, settings)
+            action = normalize_action(name, settings, notes=(notes := []))
         except UsageError as exc:
             raise UsageError(f"{where}: {exc}; nothing was imported") from None
+        self.changes.add(where, notes)
         if not action.is_write:
             raise UsageError(f"{where}: {name} is a read action; only write actions can be imported, nothing was imported")
         return action, key
+
+
+def _bounded_lines(handle):
+    """The lines of ``handle``, each cut after MAX_DOCUMENT + 1 bytes: a file without line breaks
+    must not be read into memory whole."""
+    return iter(lambda: handle.readline(MAX_DOCUMENT + 1), b"")
 
 
 def _not_json(name: str):
