@@ -79,11 +79,12 @@ def default_db_url() -> str:
     return f"sqlite:///{path}"
 
 
-def create_private(path: Path) -> None:
+def create_private(path: Path, tighten: bool = True) -> None:
     """Create the SQLite file ``path`` with mode 0600 when it is missing (SQLite gives its -wal
-    and -shm files the same mode). OSError when it cannot be created."""
+    and -shm files the same mode); an existing one is checked (:func:`check_state_file`, with
+    ``tighten`` False only refused, never changed). OSError when it cannot be created."""
     if path.exists():
-        check_state_file(path, os.stat(path), "file")
+        check_state_file(path, os.stat(path), "file", tighten)
         return
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -118,9 +119,10 @@ def check_data_dir(path: Path) -> None:
                          f"files and redirect its records; run 'chmod go-w {path}' (uvctl creates it 0700)")
 
 
-def check_state_file(path, info: os.stat_result, what: str) -> None:
+def check_state_file(path, info: os.stat_result, what: str, tighten: bool = True) -> None:
     """Refuse a state file owned by another user (its content could send records anywhere);
-    tighten one of ours that group or others may read or write to 0600, with a warning."""
+    tighten one of ours that group or others may read or write to 0600, with a warning (unless
+    ``tighten`` is False: a file not yet known to be uvctl's, or a read-only command)."""
     from .errors import UvctlError
 
     if _TRUSTED_OWNERS is None:
@@ -130,7 +132,7 @@ def check_state_file(path, info: os.stat_result, what: str) -> None:
         raise UvctlError(f"{what} {path} belongs to another user (uid {info.st_uid}), who could have written anything "
                          f"into it; check its content, then 'chown' it to yourself (or remove it), and see who else "
                          f"can write the data dir")
-    if mode & 0o077:
+    if mode & 0o077 and tighten:
         try:
             os.chmod(path, 0o600)
             done = "it is 0600 now"

@@ -54,7 +54,7 @@ from ..actions import QUEUE as QUEUE_BRIDGE
 from ..actions import (MANIFEST_TERMINAL, WORK_ITEM_TERMINAL, WRITE_ACTIONS, Action, bridge_of, is_empty_value,
                        is_manifest_stub)
 from ..errors import UsageError, UvctlError
-from ..paths import create_private
+from ..paths import check_data_dir, check_state_file, create_private
 from .columns import ATTEMPT, EVENT, MANIFEST, WORK_ITEM, table, tables
 from .filters import normalize_filter, normalize_limit, to_sql
 from .normalize import now_iso, project_record
@@ -163,11 +163,15 @@ class Journal:
         if mode not in _SYNC_MODES:
             raise UsageError(f"UVCTL_JOURNAL_SYNC must be 'full' or 'normal', got {mode!r}")
         try:
+            check_data_dir(path.parent)
             if read_only:
+                if path.exists():  # another user's journal is refused; nothing is changed
+                    check_state_file(path, os.stat(path), "journal", tighten=False)
                 conn = _connect_read_only(path)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                create_private(path)
+                # a file is tightened to 0600 only once it is known to be a uvctl journal
+                create_private(path, tighten=False)
                 conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise UvctlError(f"cannot open the journal {path}: {exc}{_unwritable_hint(path, exc)}") from exc
@@ -187,6 +191,8 @@ class Journal:
         except BaseException:
             conn.close()
             raise
+        if not read_only:
+            check_state_file(path, os.stat(path), "journal")
         return journal
 
     def _setup(self) -> None:
