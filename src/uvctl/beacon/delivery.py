@@ -18,6 +18,7 @@ newest ``keep_log`` rows as well.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -34,6 +35,8 @@ GATHER_SECONDS = 0.05
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 30.0
 #: Seconds between two prunes.
 PRUNE_EVERY = 60.0
+#: Seconds between two full collections of cyclic garbage (see deliver_once).
+COLLECT_EVERY = 10.0
 #: Seconds a stopping beacon gives its last delivery.
 FINAL_DELIVERY_SECONDS = 20.0
 #: Log rows of each bridge kept however much was acknowledged (a default for --keep-log).
@@ -51,7 +54,7 @@ class BackgroundDelivery(threading.Thread):
         self._stopping = threading.Event()
         self._failing: str | None = None
         self._backoff = BACKOFF_MIN / 2  # doubled by the first failure
-        self._last_prune = time.monotonic()
+        self._last_prune = self._last_collect = time.monotonic()
         #: Deliveries run so far (tests and the status wait on it instead of sleeping).
         self.rounds = 0
         self._round_done = threading.Condition()
@@ -117,6 +120,11 @@ class BackgroundDelivery(threading.Thread):
                 self.state.delivery(State="idle", LastError=None)
             if self._stopping.is_set() or time.monotonic() - self._last_prune >= PRUNE_EVERY:
                 self.prune()
+        if time.monotonic() - self._last_collect >= COLLECT_EVERY:
+            # a flush pauses the cyclic collector while it runs (uvctl.flush); back to back, as
+            # here, that let cyclic garbage pile up in the oldest generation (RSS +2 MB per 100k writes)
+            self._last_collect = time.monotonic()
+            gc.collect()
         with self._round_done:
             self.rounds += 1
             self._round_done.notify_all()
