@@ -5,9 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import signal
-import subprocess
-import sys
-import threading
 
 from beacon_coordinator import CoordinatorStub, captured_items, load_capture
 from test_beacon_delivery import status, uvctl, wait_for

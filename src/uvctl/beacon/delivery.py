@@ -55,9 +55,6 @@ class BackgroundDelivery(threading.Thread):
         self._failing: str | None = None
         self._backoff = BACKOFF_MIN / 2  # doubled by the first failure
         self._last_prune = self._last_collect = time.monotonic()
-        #: Deliveries run so far (tests and the status wait on it instead of sleeping).
-        self.rounds = 0
-        self._round_done = threading.Condition()
 
     def wake(self) -> None:
         """A write was journaled: deliver soon."""
@@ -73,11 +70,6 @@ class BackgroundDelivery(threading.Thread):
             if self.is_alive():
                 log.warning("the last delivery did not finish within %.0f s; 'uvctl flush' or the next "
                             "'uvctl beacon run' sends the rest", timeout)
-
-    def wait_round(self, after: int, timeout: float) -> bool:
-        """Block until more than ``after`` delivery rounds have run; False on timeout."""
-        with self._round_done:
-            return self._round_done.wait_for(lambda: self.rounds > after, timeout)
 
     def run(self) -> None:
         while True:
@@ -125,9 +117,6 @@ class BackgroundDelivery(threading.Thread):
             # here, that let cyclic garbage pile up in the oldest generation (RSS +2 MB per 100k writes)
             self._last_collect = time.monotonic()
             gc.collect()
-        with self._round_done:
-            self.rounds += 1
-            self._round_done.notify_all()
 
     def _due(self) -> tuple:
         """The bridges whose assigned backend has not acknowledged the journal's last record
@@ -167,6 +156,5 @@ class BackgroundDelivery(threading.Thread):
         if pruned:
             log.info("retention: pruned %d log rows every backend has (the newest %d of each bridge are kept)",
                      pruned, self.keep_log)
-            with self.state._lock:
-                self.state.data["Delivery"]["Pruned"] += pruned
+            self.state.pruned(pruned)
         return pruned

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..actions import MANIFEST, QUEUE, READ_BY_KEY, READ_RESULT_KEYS, bridge_of, read_empty
+from ..actions import MANIFEST, QUEUE, READ_BY_KEY, READ_RESULT_KEYS, read_empty
 from ..bridge import ManifestBridge, QueueBridge
 from ..bridge.batch import execute_batch
 from ..errors import mask_secrets
@@ -46,10 +46,6 @@ class Handler:
     def __init__(self, journal):
         self.journal = journal
         self._bridges = {QUEUE: QueueBridge(journal, local_only=True), MANIFEST: ManifestBridge(journal, local_only=True)}
-
-    def handle(self, item: WorkItem) -> Answer:
-        """Journal or read ``item``; never raises."""
-        return self.handle_batch([item])[0]
 
     def handle_batch(self, items: list) -> list:
         """Journal or read ``items`` in arrival order, the writes next to each other in one

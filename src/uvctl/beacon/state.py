@@ -77,6 +77,12 @@ class BeaconState:
             self.data["Delivery"].update(fields)
         self.write()
 
+    def pruned(self, rows: int) -> None:
+        """Count log rows the retention pruned."""
+        with self._lock:
+            self.data["Delivery"]["Pruned"] += rows
+        self.write()
+
     def answered(self, read: bool, ok: bool, seconds: float, late: bool, sent: bool) -> None:
         """Count one answer and its latency (frame in to answer out)."""
         with self._lock:
